@@ -1,0 +1,51 @@
+"""Write output files all-or-nothing: under a temporary name beside the target, renamed when done."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["atomic_output", "check_output_path"]
+
+
+def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse an existing output unless ``overwrite``; return the path."""
+    path = Path(path)
+    if path.is_dir() and not path.suffix:
+        raise IsADirectoryError(f"Output '{path}' is a folder; give a file name such as '{path / 'session.nwb'}'.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"Output '{path}' already exists. Choose another name, or pass --overwrite to replace it."
+        )
+    return path
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; on success rename it to ``path``.
+
+    On any error the temporary file (or Zarr folder) is removed and ``path`` is left as it was, so
+    no partial output is ever seen under the final name.
+    """
+    path = check_output_path(path, overwrite=overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    _remove(temporary)
+    try:
+        yield temporary
+        if path.exists() and overwrite:
+            _remove(path)
+        os.replace(temporary, path)
+    except BaseException:
+        _remove(temporary)
+        raise

@@ -1,0 +1,185 @@
+"""The ``facemap-nwb`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _format_table(rows: list[dict], columns: Sequence[str]) -> str:
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+_INFO_COLUMNS = ("path", "width", "height", "frame_count", "rate", "duration", "creation_time", "codec", "pixel_format")
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .video import probe_recording, probe_video
+
+    decode = not args.fast
+    if args.recording:
+        recording = probe_recording(args.videos, name=args.recording, decode=decode)
+        files = list(recording.files)
+    else:
+        recording, files = None, [probe_video(v, decode=decode) for v in args.videos]
+    rows = [f.as_dict() for f in files]
+    for row, info in zip(rows, files):
+        row["rate"], row["duration"] = f"{info.rate:.6g}", f"{info.duration:.3f}"
+        row["creation_time"] = row["creation_time"] or "-"
+    if args.json:
+        payload = {"files": [f.as_dict() for f in files]}
+        if recording is not None:
+            payload["recording"] = {
+                "name": recording.name,
+                "frame_count": recording.frame_count,
+                "starting_frames": recording.starting_frames,
+                "rate": recording.rate,
+                "duration": recording.duration,
+                "height": recording.height,
+                "width": recording.width,
+                "start_time": recording.start_time.isoformat() if recording.start_time else None,
+            }
+        _out(json.dumps(payload, indent=2))
+        return EXIT_OK
+    _out(_format_table(rows, _INFO_COLUMNS))
+    if recording is not None:
+        _out(
+            f"\nrecording '{recording.name}': {len(files)} file(s), {recording.frame_count} frames, "
+            f"starting frames {recording.starting_frames}, {recording.rate:.6g} frames/s, {recording.duration:.3f} s"
+        )
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    result = run_demo(args.output_dir, overwrite=args.overwrite)
+    rec = result.recording
+    _out(f"Demo folder: {result.folder}")
+    for info in rec.files:
+        _out(f"  made {info.path.name}: {info.frame_count} frames, {info.width}x{info.height}, {info.rate:g} frames/s")
+    _out(f"Wrote {result.nwb_path}")
+    _out(
+        f"  recording '{rec.name}' ({rec.frame_count} frames, starting frames {rec.starting_frames}) "
+        f"on camera '{rec.device}'"
+    )
+    _out("  pynwb validation: passed")
+    serious = [m for m in result.inspector_messages if m.importance.name in ("CRITICAL", "BEST_PRACTICE_VIOLATION")]
+    _out(f"  nwbinspector: {len(result.inspector_messages)} message(s), {len(serious)} critical or violations")
+    for message in serious:
+        _out(f"    {message.importance.name}: {message.check_function_name}: {message.message}")
+    return EXIT_ERROR if serious else EXIT_OK
+
+
+def _load_metadata(path: str | None) -> dict:
+    """NWBFile and Subject metadata from a neuroconv-style YAML or JSON file."""
+    if path is None:
+        return {}
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        try:
+            metadata = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"Metadata file '{path}' does not parse as YAML/JSON: {err}") from err
+    unknown = set(metadata) - {"NWBFile", "Subject"}
+    if not isinstance(metadata, dict) or unknown:
+        raise ValueError(
+            f"Metadata file '{path}' may hold only 'NWBFile' and 'Subject' sections, not {sorted(unknown)}."
+        )
+    return metadata
+
+
+def _cmd_recording(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .atomic import check_output_path
+    from .nwb.io import write_recordings_nwb
+    from .video import probe_recording
+
+    check_output_path(args.output, overwrite=args.overwrite)
+    metadata = _load_metadata(args.metadata)
+    nwbfile_kwargs = dict(metadata.get("NWBFile", {}))
+    if args.session_start:
+        nwbfile_kwargs["session_start_time"] = datetime.fromisoformat(args.session_start)
+    elif isinstance(nwbfile_kwargs.get("session_start_time"), str):
+        nwbfile_kwargs["session_start_time"] = datetime.fromisoformat(nwbfile_kwargs["session_start_time"])
+    recording = probe_recording(args.videos, name=args.name, device=args.device)
+    write_recordings_nwb(
+        args.output, recording, overwrite=args.overwrite, subject=metadata.get("Subject"), **nwbfile_kwargs
+    )
+    _out(
+        f"Wrote {args.output}: recording '{recording.name}', {len(recording.files)} file(s), "
+        f"{recording.frame_count} frames"
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facemap-nwb", description="Facemap face-video analysis to NWB.")
+    parser.add_argument("--version", action="version", version=f"facemap-nwb {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    info = commands.add_parser("info", help="Print what each video holds (frames, rate, size, creation time).")
+    info.add_argument("videos", nargs="+", metavar="VIDEO", help="Video files.")
+    info.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    info.add_argument(
+        "--recording",
+        metavar="NAME",
+        help="Treat the videos as sequential files of one recording with this name (checks size and rate).",
+    )
+    info.add_argument("--fast", action="store_true", help="Count stored frames without decoding them.")
+    info.set_defaults(handler=_cmd_info)
+
+    rec = commands.add_parser("recording", help="Write one camera's recording (sequential files) to a new NWB file.")
+    rec.add_argument("videos", nargs="+", metavar="VIDEO", help="The recording's video files, in order.")
+    rec.add_argument("--output", "-o", required=True, metavar="OUT.nwb", help="NWB file to write.")
+    rec.add_argument("--name", default="FaceCamera", help="Name of the ImageSeries (default: FaceCamera).")
+    rec.add_argument("--device", default=None, help="Name of the camera (default: the --name).")
+    rec.add_argument(
+        "--session-start",
+        metavar="ISO",
+        help="Session start with time zone (default: the first video's creation time).",
+    )
+    rec.add_argument("--metadata", metavar="META.yaml", help="NWBFile and Subject metadata (neuroconv-style YAML).")
+    rec.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
+    rec.set_defaults(handler=_cmd_recording)
+
+    demo = commands.add_parser("demo", help="Run the built-in example on a synthetic face video.")
+    demo.add_argument(
+        "--output-dir", "-o", metavar="DIR", help="Folder for the example (default: a new temporary one)."
+    )
+    demo.add_argument("--overwrite", action="store_true", help="Replace the example's NWB file if it exists.")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, OSError) as err:  # VideoError, FileNotFoundError, FileExistsError, NWB validation ...
+        sys.stderr.write(f"facemap-nwb {args.command}: error: {err}\n")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

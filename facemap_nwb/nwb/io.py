@@ -1,0 +1,128 @@
+"""Whole NWB files: create, write atomically, validate, read back."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pynwb import NWBHDF5IO, NWBFile
+from pynwb.file import Subject
+
+from ..atomic import atomic_output
+from ..video import VideoRecording
+from .recording import add_recording, read_recordings_from_nwbfile
+
+__all__ = [
+    "NWBValidationError",
+    "new_nwbfile",
+    "write_nwbfile",
+    "write_recordings_nwb",
+    "read_recordings",
+    "validate_nwb",
+]
+
+
+class NWBValidationError(ValueError):
+    """The written NWB file does not pass pynwb validation."""
+
+
+def new_nwbfile(
+    *,
+    session_start_time: datetime,
+    session_description: str = "Face camera recording.",
+    identifier: str | None = None,
+    session_id: str | None = None,
+    subject: Subject | dict | None = None,
+    **kwargs,
+) -> NWBFile:
+    """An empty NWBFile; ``session_start_time`` must carry a time zone."""
+    if session_start_time.tzinfo is None:
+        raise ValueError(
+            f"session_start_time {session_start_time.isoformat()} has no time zone; give one, e.g. "
+            "datetime(..., tzinfo=ZoneInfo('Europe/London'))."
+        )
+    if isinstance(subject, dict):
+        subject = Subject(**subject)
+    return NWBFile(
+        session_description=session_description,
+        identifier=identifier or str(uuid.uuid4()),
+        session_start_time=session_start_time,
+        session_id=session_id,
+        subject=subject,
+        **kwargs,
+    )
+
+
+def validate_nwb(path: str | os.PathLike) -> None:
+    """Raise NWBValidationError listing pynwb's validation errors for the file, if any."""
+    from pynwb import validate
+
+    errors = validate(path=str(path))
+    if isinstance(errors, tuple):  # older pynwb returns (errors, status)
+        errors = errors[0]
+    if errors:
+        listing = "; ".join(str(e) for e in errors[:10])
+        raise NWBValidationError(f"NWB file '{path}' fails validation ({len(errors)} errors): {listing}")
+
+
+def write_nwbfile(nwbfile: NWBFile, path: str | os.PathLike, *, overwrite: bool = False, validate: bool = True) -> Path:
+    """Write ``nwbfile`` to ``path`` (HDF5) all-or-nothing, validated before it takes its final name."""
+    path = Path(path)
+    with atomic_output(path, overwrite=overwrite) as temporary:
+        with NWBHDF5IO(str(temporary), mode="w") as io:
+            io.write(nwbfile)
+        if validate:
+            validate_nwb(temporary)
+    return path
+
+
+def write_recordings_nwb(
+    path: str | os.PathLike,
+    recordings: VideoRecording | Sequence[VideoRecording],
+    *,
+    session_start_time: datetime | None = None,
+    overwrite: bool = False,
+    **nwbfile_kwargs,
+) -> Path:
+    """Write one or more simultaneous camera recordings of a session to a new NWB file.
+
+    Parameters
+    ----------
+    path : path
+        The NWB file to write; never replaced unless ``overwrite``.
+    recordings : VideoRecording or sequence of them
+        One per camera.
+    session_start_time : datetime, optional
+        Defaults to the earliest creation time of the recordings' containers.
+    overwrite : bool
+        Replace an existing file.
+    **nwbfile_kwargs
+        Passed to :func:`new_nwbfile` (session_description, identifier, subject, ...).
+    """
+    if isinstance(recordings, VideoRecording):
+        recordings = [recordings]
+    if session_start_time is None:
+        starts = [r.start_time for r in recordings if r.start_time is not None]
+        if not starts:
+            raise ValueError(
+                "No video holds a creation time, so the session start is unknown: give session_start_time "
+                "(--session-start in the CLI), with its time zone."
+            )
+        session_start_time = min(starts)
+    nwbfile = new_nwbfile(session_start_time=session_start_time, **nwbfile_kwargs)
+    path = Path(path)
+    for recording in recordings:
+        add_recording(nwbfile, recording, nwb_dir=path.parent)
+    return write_nwbfile(nwbfile, path, overwrite=overwrite)
+
+
+def read_recordings(path: str | os.PathLike) -> list[VideoRecording]:
+    """The camera recordings stored in an NWB file (video paths resolved against its folder)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"NWB file not found: '{path}'.")
+    with NWBHDF5IO(str(path), mode="r", load_namespaces=True) as io:
+        return read_recordings_from_nwbfile(io.read(), nwb_dir=path.parent)

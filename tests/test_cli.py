@@ -1,0 +1,79 @@
+"""The command line: info (table and JSON), recording, demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from numpy.testing import assert_allclose
+
+from facemap_nwb import read_recordings
+from facemap_nwb.cli import main
+
+from .conftest import CREATION
+
+
+def test_info_json(face_video, capsys):
+    path = face_video(n_frames=45, rate=15.0, creation_time=CREATION)
+    assert main(["info", "--json", str(path)]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["files"]
+    assert (row["frame_count"], row["width"], row["height"], row["codec"]) == (45, 160, 120, "h264")
+    assert_allclose([row["rate"], row["duration"]], [15.0, 3.0])
+    assert row["creation_time"] == CREATION.isoformat()
+    assert row["regular"] is True
+
+
+def test_info_table_and_recording(three_segments, capsys):
+    paths, _ = three_segments
+    assert main(["info", "--recording", "Face", *map(str, paths)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == [
+        "path",
+        "width",
+        "height",
+        "frame_count",
+        "rate",
+        "duration",
+        "creation_time",
+        "codec",
+        "pixel_format",
+    ]
+    assert "part2.mp4" in out and "recording 'Face': 3 file(s), 150 frames, starting frames [0, 40, 90]" in out
+
+
+def test_recording_command_with_metadata(tmp_path, three_segments, capsys):
+    paths, _ = three_segments
+    meta = tmp_path / "meta.yaml"
+    meta.write_text(
+        "NWBFile:\n  session_description: cli test\n  institution: Lab\n"
+        "Subject:\n  subject_id: m7\n  species: Mus musculus\n  sex: M\n  age: P30D\n"
+    )
+    out = tmp_path / "rec.nwb"
+    assert main(["recording", *map(str, paths), "-o", str(out), "--metadata", str(meta), "--name", "Face"]) == 0
+    (back,) = read_recordings(out)
+    assert back.name == "Face" and back.frame_count == 150
+    from pynwb import NWBHDF5IO
+
+    with NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        assert nwb.subject.subject_id == "m7" and nwb.institution == "Lab"
+        assert nwb.session_start_time == CREATION
+    assert main(["recording", str(paths[0]), "-o", str(out)]) == 1  # never overwritten
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_demo_console_script(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "facemap_nwb", "demo", "--output-dir", str(tmp_path)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "pynwb validation: passed" in run.stdout
+    assert "0 critical or violations" in run.stdout
+    nwb = tmp_path / "sub-demo_ses-demo_behavior+image.nwb"
+    (recording,) = read_recordings(nwb)
+    assert recording.frame_counts == [150, 150]
+    again = subprocess.run(
+        [sys.executable, "-m", "facemap_nwb", "demo", "-o", str(tmp_path)], capture_output=True, text=True
+    )
+    assert again.returncode == 1 and "already exists" in again.stderr

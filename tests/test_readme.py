@@ -1,0 +1,37 @@
+"""The README's examples run as tests, and its set-up commands are the ones CI runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    first_two = code_blocks("bash")[:2]
+    assert "facemap-nwb demo" in first_two[0]
+    assert "pytest" in first_two[1]
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert first_two[1].strip() in ci, ".ci/run must run the README's test command exactly"
+
+
+def test_python_examples_run_in_order(tmp_path, monkeypatch):
+    blocks = code_blocks("python")
+    assert len(blocks) >= 2
+    script = tmp_path / "readme_examples.py"
+    script.write_text("\n".join(blocks), encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"README example failed:\n{result.stderr}")
+    assert result.stdout.splitlines()[0] == "120 [0, 60] 30.0"
+    assert "['part0.mp4', 'part1.mp4'] [0, 60] 120 30.0" in result.stdout
