@@ -12,6 +12,8 @@ from . import __version__
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR = 0, 1
+# Kept here (not imported) so that `facemap-nwb --help` stays fast; a test checks it equals nwb.facemap.SIGNALS.
+_SIGNALS = ("motion_energy", "motion_svd", "movie_svd", "summary", "pupil", "blink", "running")
 
 
 def _out(text: str = "") -> None:
@@ -132,6 +134,24 @@ def _cmd_recording(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert_facemap_output
+
+    output = convert_facemap_output(
+        args.proc_file,
+        args.video,
+        args.output,
+        metadata=_load_metadata(args.metadata),
+        task_id=args.task_id,
+        signals=args.signals.split(",") if args.signals else _SIGNALS,
+        n_components=args.n_components,
+        backend=args.backend,
+        overwrite=args.overwrite,
+    )
+    _out(f"Wrote {output}: Facemap results from {args.proc_file} with {sum(len(v) for v in args.video)} video file(s)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facemap-nwb", description="Facemap face-video analysis to NWB.")
     parser.add_argument("--version", action="version", version=f"facemap-nwb {__version__}")
@@ -161,6 +181,27 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--metadata", metavar="META.yaml", help="NWBFile and Subject metadata (neuroconv-style YAML).")
     rec.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
     rec.set_defaults(handler=_cmd_recording)
+
+    convert = commands.add_parser("convert", help="Convert a Facemap _proc.npy/_proc.mat and its video(s) to NWB.")
+    convert.add_argument("proc_file", metavar="PROC_FILE", help="Facemap output (_proc.npy or _proc.mat).")
+    convert.add_argument(
+        "--video",
+        nargs="+",
+        action="append",
+        required=True,
+        metavar="VIDEO",
+        help="The video file(s) Facemap processed, in order; repeat --video for each simultaneous camera view.",
+    )
+    convert.add_argument("--output", "-o", required=True, metavar="OUT.nwb", help="NWB file to write.")
+    convert.add_argument("--metadata", metavar="META.yaml", help="NWBFile and Subject metadata (neuroconv-style YAML).")
+    convert.add_argument("--task-id", default="0", help="Identifier of the Facemap task (default: 0).")
+    convert.add_argument(
+        "--signals", help="Comma-separated signals to write (default: all): " + ",".join(_SIGNALS) + "."
+    )
+    convert.add_argument("--n-components", type=int, metavar="N", help="Keep at most N SVD components.")
+    convert.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
+    convert.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
+    convert.set_defaults(handler=_cmd_convert)
 
     demo = commands.add_parser("demo", help="Run the built-in example on a synthetic face video.")
     demo.add_argument(

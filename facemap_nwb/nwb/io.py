@@ -60,7 +60,11 @@ def validate_nwb(path: str | os.PathLike) -> None:
     """Raise NWBValidationError listing pynwb's validation errors for the file, if any."""
     from pynwb import validate
 
-    errors = validate(path=str(path))
+    if Path(path).is_dir():
+        with _open_io(Path(path)) as io:
+            errors = validate(io=io)
+    else:
+        errors = validate(path=str(path))
     if isinstance(errors, tuple):  # older pynwb returns (errors, status)
         errors = errors[0]
     if errors:
@@ -68,12 +72,50 @@ def validate_nwb(path: str | os.PathLike) -> None:
         raise NWBValidationError(f"NWB file '{path}' fails validation ({len(errors)} errors): {listing}")
 
 
-def write_nwbfile(nwbfile: NWBFile, path: str | os.PathLike, *, overwrite: bool = False, validate: bool = True) -> Path:
-    """Write ``nwbfile`` to ``path`` (HDF5) all-or-nothing, validated before it takes its final name."""
+BACKENDS = ("hdf5", "zarr")
+
+
+def _configure(nwbfile: NWBFile, backend: str) -> None:
+    """Chunk and compress the datasets through neuroconv's default backend configuration."""
+    from neuroconv.tools.nwb_helpers import configure_backend, get_default_backend_configuration
+
+    configure_backend(
+        nwbfile=nwbfile, backend_configuration=get_default_backend_configuration(nwbfile, backend=backend)
+    )
+
+
+def write_nwbfile(
+    nwbfile: NWBFile,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    validate: bool = True,
+    backend: str = "hdf5",
+    configure: bool = True,
+) -> Path:
+    """Write ``nwbfile`` to ``path`` all-or-nothing, validated before it takes its final name.
+
+    Parameters
+    ----------
+    backend : {"hdf5", "zarr"}
+        HDF5 file, or an NWB Zarr store (a folder; name it ``*.nwb.zarr``).
+    configure : bool
+        Chunk and compress datasets with neuroconv's default backend configuration.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'hdf5' or 'zarr', not {backend!r}.")
     path = Path(path)
+    if configure:
+        _configure(nwbfile, backend)
     with atomic_output(path, overwrite=overwrite) as temporary:
-        with NWBHDF5IO(str(temporary), mode="w") as io:
-            io.write(nwbfile)
+        if backend == "zarr":
+            from hdmf_zarr.nwb import NWBZarrIO
+
+            with NWBZarrIO(str(temporary), mode="w") as io:
+                io.write(nwbfile)
+        else:
+            with NWBHDF5IO(str(temporary), mode="w") as io:
+                io.write(nwbfile)
         if validate:
             validate_nwb(temporary)
     return path
@@ -126,3 +168,36 @@ def read_recordings(path: str | os.PathLike) -> list[VideoRecording]:
         raise FileNotFoundError(f"NWB file not found: '{path}'.")
     with NWBHDF5IO(str(path), mode="r", load_namespaces=True) as io:
         return read_recordings_from_nwbfile(io.read(), nwb_dir=path.parent)
+
+
+def _open_io(path: Path, mode: str = "r"):
+    if path.is_dir():  # NWB Zarr stores are folders
+        from hdmf_zarr.nwb import NWBZarrIO
+
+        return NWBZarrIO(str(path), mode=mode, load_namespaces=True)
+    return NWBHDF5IO(str(path), mode=mode, load_namespaces=True)
+
+
+def read_facemap_nwb(path: str | os.PathLike, *, lazy: bool = False):
+    """The Facemap results stored in an NWB file (HDF5 or Zarr), as a :class:`FacemapResults`.
+
+    With ``lazy=True`` the projections, masks and traces stay on disk as datasets (slice them to read)
+    and the file stays open until ``results.close()``; otherwise every array is read into memory.
+    The processing time and engine come from the task's run (element-facemap's ``get_loader_result``).
+    """
+    from .facemap import results_from_nwbfile
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"NWB file not found: '{path}'.")
+    io = _open_io(path)
+    try:
+        results = results_from_nwbfile(io.read(), lazy=lazy)
+    except BaseException:
+        io.close()
+        raise
+    if lazy:
+        results.attach_io(io)
+    else:
+        io.close()
+    return results

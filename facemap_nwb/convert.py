@@ -1,0 +1,142 @@
+"""Load mode end to end: a Facemap output plus its video(s) into one validated NWB file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from .atomic import check_output_path
+from .loaders.facemap import load_facemap_results
+from .nwb.facemap import SIGNALS, add_facemap_results
+from .nwb.io import new_nwbfile, write_nwbfile
+from .nwb.recording import add_recording
+from .results import FacemapResults
+from .video import VideoRecording, probe_recording
+
+__all__ = ["convert_facemap_output", "write_results_nwb", "check_views"]
+
+PathLike = str | os.PathLike
+
+
+def _as_views(videos: PathLike | Sequence[PathLike] | Sequence[Sequence[PathLike]]) -> list[list[PathLike]]:
+    if isinstance(videos, (str, os.PathLike)):
+        return [[videos]]
+    videos = list(videos)
+    if videos and all(isinstance(v, (str, os.PathLike)) for v in videos):
+        return [videos]
+    return [list(v) for v in videos]
+
+
+def check_views(results: FacemapResults, recordings: Sequence[VideoRecording]) -> None:
+    """Refuse videos that cannot be the ones the results came from (count of views, frames, frame size)."""
+    if results.view_shapes and len(recordings) != len(results.view_shapes):
+        raise ValueError(
+            f"The results come from {len(results.view_shapes)} simultaneous camera view(s) but {len(recordings)} "
+            "video recording(s) were given: pass one --video per view, in Facemap's order."
+        )
+    for index, recording in enumerate(recordings):
+        results.check_frame_count(recording.frame_count, what=f"the video {[str(p) for p in recording.paths]}")
+        if results.view_shapes:
+            height, width = results.view_shapes[index]
+            if (recording.height, recording.width) != (height, width):
+                raise ValueError(
+                    f"The results' view {index} is {width}x{height} pixels but the video '{recording.paths[0]}' is "
+                    f"{recording.width}x{recording.height}: they do not belong together."
+                )
+
+
+def write_results_nwb(
+    output: PathLike,
+    results: FacemapResults,
+    recordings: Sequence[VideoRecording],
+    *,
+    metadata: dict | None = None,
+    task_id: str = "0",
+    task_mode: str = "load",
+    description: str | None = None,
+    signals: Iterable[str] = SIGNALS,
+    n_components: int | None = None,
+    backend: str = "hdf5",
+    overwrite: bool = False,
+) -> Path:
+    """Write recordings and Facemap results into a new NWB file (validated, all-or-nothing).
+
+    ``metadata`` is neuroconv-style: ``{"NWBFile": {...}, "Subject": {...}}``; the session start
+    defaults to the first video's creation time.
+    """
+    output = check_output_path(output, overwrite=overwrite)
+    check_views(results, recordings)
+    metadata = metadata or {}
+    nwbfile_kwargs = dict(metadata.get("NWBFile", {}))
+    start = nwbfile_kwargs.pop("session_start_time", None)
+    if isinstance(start, str):
+        start = datetime.fromisoformat(start)
+    start = start or next((r.start_time for r in recordings if r.start_time), None)
+    if start is None:
+        raise ValueError(
+            "No video holds a creation time, so the session start is unknown: give NWBFile.session_start_time "
+            "(with a time zone) in the metadata file."
+        )
+    nwbfile_kwargs.setdefault("session_description", "Face video and its Facemap analysis.")
+    nwbfile = new_nwbfile(session_start_time=start, subject=metadata.get("Subject"), **nwbfile_kwargs)
+    videos = [add_recording(nwbfile, r, nwb_dir=output.parent) for r in recordings]
+    add_facemap_results(
+        nwbfile,
+        results,
+        videos=videos,
+        task_id=task_id,
+        task_mode=task_mode,
+        description=description,
+        signals=signals,
+        n_components=n_components,
+    )
+    return write_nwbfile(nwbfile, output, overwrite=overwrite, backend=backend)
+
+
+def convert_facemap_output(
+    proc_file: PathLike,
+    videos: PathLike | Sequence[PathLike] | Sequence[Sequence[PathLike]],
+    output: PathLike,
+    *,
+    metadata: dict | None = None,
+    task_id: str = "0",
+    description: str | None = None,
+    signals: Iterable[str] = SIGNALS,
+    n_components: int | None = None,
+    backend: str = "hdf5",
+    overwrite: bool = False,
+) -> Path:
+    """Convert a Facemap ``_proc.npy``/``_proc.mat`` and the video(s) it came from into a new NWB file.
+
+    Parameters
+    ----------
+    proc_file : path
+        Facemap's output.
+    videos : path, list of paths, or list of lists of paths
+        One camera's sequential files, or one list of files per simultaneous camera view.
+    output : path
+        The NWB file (``.nwb``; a ``.nwb.zarr`` folder with ``backend="zarr"``). Never replaced
+        unless ``overwrite``; nothing is left behind on error.
+    """
+    check_output_path(output, overwrite=overwrite)
+    results = load_facemap_results(proc_file)
+    names = ["FaceCamera"] if len(_as_views(videos)) == 1 else None
+    recordings = [
+        probe_recording(files, name=names[0] if names else f"FaceCamera{i}")
+        for i, files in enumerate(_as_views(videos))
+    ]
+    return write_results_nwb(
+        output,
+        results,
+        recordings,
+        metadata=metadata,
+        task_id=task_id,
+        task_mode="load",
+        description=description or f"Facemap results loaded from '{Path(proc_file).name}'.",
+        signals=signals,
+        n_components=n_components,
+        backend=backend,
+        overwrite=overwrite,
+    )

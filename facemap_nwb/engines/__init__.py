@@ -1,0 +1,1 @@
+"""Engines: video(s) + parameters -> results. ``native`` (ours) and ``facemap`` (facemap.process.run)."""

@@ -1,0 +1,110 @@
+"""Frame access for the engines: several simultaneous views read in lockstep, from memory when the
+whole video fits the memory budget (one decode), else decoded again for each pass (flat memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from ..video import GrayFrameReader, VideoError, VideoRecording
+
+__all__ = ["FrameSource"]
+
+DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of raw frames kept in memory to decode only once
+
+
+class FrameSource:
+    """Grayscale frames of one or more simultaneous views.
+
+    Parameters
+    ----------
+    recordings : sequence of VideoRecording
+        One per view; all must have the same number of frames.
+    memory_budget : int
+        Keep every decoded frame in memory when they need at most this many bytes.
+    progress : callable, optional
+        Called with the number of frames decoded, for progress bars.
+    """
+
+    def __init__(
+        self, recordings: Sequence[VideoRecording], *, memory_budget: int = DEFAULT_MEMORY_BUDGET, progress=None
+    ):
+        counts = [r.frame_count for r in recordings]
+        if len(set(counts)) != 1:
+            listing = ", ".join(f"'{r.paths[0]}' {n}" for r, n in zip(recordings, counts))
+            raise VideoError(
+                f"Simultaneous cameras must have the same number of frames; got {listing}. Trim them to one length."
+            )
+        self.recordings = list(recordings)
+        self.frame_count = counts[0]
+        self.shapes = [(r.height, r.width) for r in recordings]
+        self._progress = progress
+        self.decodes = 0
+        self._cache: list[np.ndarray] | None = None
+        self.cached = self.fits(recordings, memory_budget)
+        if self.cached:
+            self._cache = [np.empty((self.frame_count, h, w), np.uint8) for h, w in self.shapes]
+            for start, frames in self._decode(0, self.frame_count, 512):
+                for cache, view in zip(self._cache, frames):
+                    cache[start : start + len(view)] = view
+
+    @staticmethod
+    def fits(recordings: Sequence[VideoRecording], memory_budget: int) -> bool:
+        """Whether every decoded frame of the recordings fits in ``memory_budget`` bytes."""
+        return sum(r.frame_count * r.height * r.width for r in recordings) <= memory_budget
+
+    def _decode(self, start: int, stop: int, chunk: int) -> Iterator[tuple[int, list[np.ndarray]]]:
+        self.decodes += 1
+        readers = [GrayFrameReader(r).iter_chunks(chunk, start=start, stop=stop) for r in self.recordings]
+        for parts in zip(*readers):
+            first = parts[0][0]
+            frames = [p[1] for p in parts]
+            if self._progress is not None:
+                self._progress(len(frames[0]))
+            yield first, frames
+
+    def segments(self, starts: Sequence[int], length: int) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """Yield ``(start, frames per view)`` for each segment ``[start, start + length)``, in order.
+
+        Segments must not overlap. From memory when cached, else from one sequential decode.
+        """
+        starts = [int(s) for s in starts]
+        if self.cached:
+            for s in starts:
+                yield s, [c[s : s + length] for c in self._cache]
+            return
+        pending = iter(starts)
+        current = next(pending, None)
+        buffers: list[np.ndarray] | None = None
+        filled = 0
+        stop = (max(starts) + length) if starts else 0
+        for first, frames in self._decode(min(starts, default=0), stop, 256):
+            offset = 0
+            n = len(frames[0])
+            while current is not None and offset < n:
+                index = first + offset
+                if index < current:
+                    offset = min(n, current - first)
+                    continue
+                if buffers is None:
+                    buffers = [np.empty((length, h, w), np.uint8) for h, w in self.shapes]
+                take = min(length - filled, n - offset)
+                for buffer, view in zip(buffers, frames):
+                    buffer[filled : filled + take] = view[offset : offset + take]
+                filled += take
+                offset += take
+                if filled == length:
+                    yield current, buffers
+                    buffers, filled = None, 0
+                    current = next(pending, None)
+            if current is None:
+                break
+
+    def chunks(self, chunk: int) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """Yield ``(start, frames per view)`` over the whole video in chunks of ``chunk`` frames."""
+        if self.cached:
+            for s in range(0, self.frame_count, chunk):
+                yield s, [c[s : s + chunk] for c in self._cache]
+            return
+        yield from self._decode(0, self.frame_count, chunk)

@@ -1,0 +1,549 @@
+"""The native engine: Facemap's algorithm, step for step, with faster means. No torch, no facemap.
+
+Steps (as ``facemap.process.run``):
+
+1. Average frame and average motion from up to 1000 frames, in segments of up to 100 frames
+   spread over the video (``subsampled_mean``).
+2. SVD: up to 15 segments of up to 1000 frames; per segment the motion (absolute differences of
+   spatially binned frames minus the average motion) and the movie (binned frames minus the average
+   frame) of the full frame and of each motion ROI; each segment's top components (250, or all
+   Facemap keeps when there is one segment) are combined by an SVD of the stacked ``U * S``
+   (``compute_SVD``).
+3. Every frame projected on the components, motion energy per region, pupil, blink and running
+   in chunks of 500 frames (``process_ROIs``).
+
+What differs (the means, not the results):
+
+* Exact SVDs through the smaller Gram matrix (``eigh``) instead of randomized PCA; the segments
+  are merged into a running top-k basis as they come, so memory does not grow with video length.
+* Frames are decoded once and kept in memory when they fit ``memory_budget``; otherwise each pass
+  decodes again, holding at most one segment.
+* Singular values are real for every region and both SVD kinds (Facemap reports zeros when the
+  video fits one segment, and only the last region's otherwise); masks are unit vectors.
+
+Facemap quirks reproduced by default (``facemap_compatible=True``) so that results are
+interchangeable:
+
+* Motion ROI bins: ``y`` bins ``floor(y0 / sbin) .. floor(y_last / sbin) - 1`` and ``x`` bins
+  ``floor(x0 / sbin) .. ceil(x_last / sbin) - 1`` (Facemap divides after flooring for x only).
+* Motion energy alignment: for frames 0..498 the value is the difference to the next frame,
+  frame 499 is 0, from 500 on it is the difference to the previous frame; projections are the
+  difference to the previous frame with frame 0 a copy of frame 1.
+* Pupil and blink ROIs set the pixels outside their ellipse to 255 in the frames used for motion
+  energy and projections (not for the averages and SVDs).
+* Facemap's running estimate (see :mod:`facemap_nwb.engines.signals`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from .. import __version__
+from ..params import FacemapParameters
+from ..results import FacemapResults, PupilSignals, Region, SVDComponents
+from ..video import VideoRecording
+from .frames import DEFAULT_MEMORY_BUDGET, FrameSource
+from .signals import blink_trace, pupil_fit, running_shifts, smooth_outliers
+
+__all__ = ["run_native", "ENGINE_NAME", "video_placement"]
+
+ENGINE_NAME = "facemap_nwb.native"
+FACEMAP_DEFAULT_COMPONENTS = 500
+PROCESS_CHUNK = 500  # Facemap's chunk for projections; its boundaries decide the motion-energy quirk
+
+
+def video_placement(heights: Sequence[int], widths: Sequence[int]) -> tuple[int, int, list[int], list[int]]:
+    """Where each view's binned image sits in the combined picture (port of Facemap's ``video_placement``)."""
+    ly, lx = np.asarray(heights), np.asarray(widths)
+    npix = ly * lx
+    picked = np.zeros(ly.size, bool)
+    sy, sx = np.zeros(ly.size, int), np.zeros(ly.size, int)
+    if ly.size in (2, 3):
+        gridy = 1
+    else:
+        gridy = int(np.round(ly.size**0.5 * 0.75))
+    total_y, y_pos, x_pos, row_y, row_x, rowmax, iy = 0, 0, 0, 0, 0, 0, 0
+    while (~picked).sum() > 0:
+        remaining = npix.copy()
+        remaining[picked] = 0
+        imax = int(np.argmax(remaining))
+        picked[imax] = True
+        if iy == 0:
+            row_y, rowmax = 0, 0
+        sy[imax], sx[imax] = row_y, row_x
+        row_y += ly[imax]
+        rowmax = max(rowmax, lx[imax])
+        if iy == gridy - 1 or (~picked).sum() == 0:
+            row_x += rowmax
+        total_y = max(total_y, row_y)
+        iy += 1
+        if iy >= gridy:
+            iy = 0
+    del y_pos, x_pos
+    return int(total_y), int(row_x), sy.tolist(), sx.tolist()
+
+
+def _bin(frames: np.ndarray, sbin: int, ybins: int, xbins: int) -> np.ndarray:
+    """(n, ybins * xbins) float32 means over sbin x sbin blocks (Facemap's ``spatial_bin``)."""
+    n = frames.shape[0]
+    if sbin == 1:
+        return frames.reshape(n, -1).astype(np.float32)
+    crop = frames[:, : ybins * sbin, : xbins * sbin].reshape(n, ybins, sbin, xbins, sbin)
+    sums = crop.sum(axis=(2, 4), dtype=np.uint32)
+    return (sums.astype(np.float32) * np.float32(1.0 / (sbin * sbin))).reshape(n, -1)
+
+
+def _top_svd(x: np.ndarray, k: int, *, center: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k left singular vectors (shape (features, k)) and singular values of ``x`` (features, samples).
+
+    With ``center`` each column is first centred over the features, as Facemap's ``svdecon`` (sklearn's
+    PCA on the transposed matrix) does: the per-frame mean over pixels is removed before the SVD, not
+    before the projections. The eigen-decomposition runs on the smaller Gram matrix, in float64.
+    """
+    if center:
+        x = x - x.mean(axis=0, keepdims=True)
+    features, samples = x.shape
+    k = max(0, min(k, features, samples))
+    if k == 0:
+        return np.zeros((features, 0), np.float32), np.zeros(0, np.float32)
+    if samples <= features:
+        gram = (x.T @ x).astype(np.float64)
+        values, vectors = np.linalg.eigh(gram)
+        order = np.argsort(values)[::-1][:k]
+        s = np.sqrt(np.maximum(values[order], 0))
+        keep = s > s[0] * 1e-7 if s[0] > 0 else np.zeros_like(s, bool)
+        u = np.zeros((features, k), np.float32)
+        u[:, keep] = (x @ vectors[:, order[keep]].astype(np.float32)) / s[keep].astype(np.float32)
+    else:
+        gram = (x @ x.T).astype(np.float64)
+        values, vectors = np.linalg.eigh(gram)
+        order = np.argsort(values)[::-1][:k]
+        s = np.sqrt(np.maximum(values[order], 0))
+        u = vectors[:, order].astype(np.float32)
+    return u, s.astype(np.float32)
+
+
+@dataclass
+class _Basis:
+    """A running top-k basis (``U * S`` columns) merged segment by segment."""
+
+    limit: int
+    scaled: np.ndarray | None = None
+    segments: int = 0
+
+    def add(self, u: np.ndarray, s: np.ndarray) -> None:
+        block = u * s
+        self.segments += 1
+        if self.scaled is None:
+            self.scaled = block
+            return
+        stacked = np.concatenate([self.scaled, block], axis=1)
+        if stacked.shape[1] > 2 * self.limit:
+            u2, s2 = _top_svd(stacked, self.limit)
+            stacked = u2 * s2
+        self.scaled = stacked
+
+    def final(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.segments == 1:  # one segment: its own SVD is the answer (Facemap skips the final SVD)
+            norms = np.linalg.norm(self.scaled, axis=0)
+            keep = min(k, self.scaled.shape[1])
+            safe = np.where(norms[:keep] > 0, norms[:keep], 1)
+            return (self.scaled[:, :keep] / safe).astype(np.float32), norms[:keep].astype(np.float32)
+        return _top_svd(self.scaled, min(k, self.scaled.shape[0] - 1))
+
+
+@dataclass
+class _View:
+    height: int
+    width: int
+    ybins: int
+    xbins: int
+    offset: int  # first column of this view in the concatenated binned pixels
+
+    @property
+    def pixels(self) -> int:
+        return self.ybins * self.xbins
+
+
+@dataclass
+class _Plan:
+    params: FacemapParameters
+    frame_count: int
+    views: list[_View]
+    regions: list[Region]
+    motion_regions: list[int] = field(default_factory=list)  # region indices with SVDs / motion energy
+    n_components: int = FACEMAP_DEFAULT_COMPONENTS
+
+    @property
+    def full_frame(self) -> bool:
+        return self.params.multivideo_svd
+
+    @property
+    def total_pixels(self) -> int:
+        return sum(v.pixels for v in self.views)
+
+
+def _motion_bins(y0: int, height: int, x0: int, width: int, sbin: int, facemap_compatible: bool):
+    y_last, x_last = y0 + height - 1, x0 + width - 1
+    if facemap_compatible:
+        return (y0 // sbin, math.floor(y_last / sbin)), (x0 // sbin, math.ceil(x_last / sbin))
+    return (y0 // sbin, (y_last + 1) // sbin), (x0 // sbin, (x_last + 1) // sbin)
+
+
+def _plan(recordings: Sequence[VideoRecording], params: FacemapParameters, facemap_compatible: bool) -> _Plan:
+    sbin = params.spatial_bin
+    views, offset = [], 0
+    for index, rec in enumerate(recordings):
+        if sbin > min(rec.height, rec.width):
+            raise ValueError(
+                f"spatial_bin {sbin} is larger than video {index} ('{rec.paths[0]}', {rec.width}x{rec.height}); "
+                "choose a spatial bin no larger than the frame."
+            )
+        view = _View(rec.height, rec.width, rec.height // sbin, rec.width // sbin, offset)
+        views.append(view)
+        offset += view.pixels
+    regions: list[Region] = []
+    if params.multivideo_svd:
+        one = len(views) == 1
+        regions.append(
+            Region(
+                -1,
+                "full_frame",
+                "full_frame",
+                0 if one else -1,
+                (0, views[0].height),
+                (0, views[0].width),
+                (0, views[0].ybins),
+                (0, views[0].xbins),
+            )
+        )
+    for number, roi in enumerate(params.rois):
+        if roi.video >= len(views):
+            raise ValueError(f"ROI '{roi.name}' is on video {roi.video} but only {len(views)} video(s) were given.")
+        roi.check_inside(views[roi.video].height, views[roi.video].width)
+        ybin = xbin = None
+        if roi.type == "motion":
+            ybin, xbin = _motion_bins(roi.y, roi.height, roi.x, roi.width, sbin, facemap_compatible)
+            if ybin[1] <= ybin[0] or xbin[1] <= xbin[0]:
+                raise ValueError(
+                    f"Motion ROI '{roi.name}' ({roi.width}x{roi.height} pixels) covers no whole spatial bin of "
+                    f"{sbin} pixels; make it larger or lower spatial_bin."
+                )
+        regions.append(
+            Region(
+                number,
+                roi.name,
+                roi.type,
+                roi.video,
+                (roi.y, roi.y + roi.height),
+                (roi.x, roi.x + roi.width),
+                ybin,
+                xbin,
+                roi.saturation if roi.type in ("pupil", "blink") else None,
+                roi.pupil_sigma if roi.type == "pupil" else None,
+            )
+        )
+    frame_count = recordings[0].frame_count
+    plan = _Plan(params, frame_count, views, regions)
+    plan.motion_regions = [i for i, r in enumerate(regions) if r.type in ("full_frame", "motion")]
+    limit = min(frame_count - 1, *(_region_pixels(plan, i) for i in plan.motion_regions)) if plan.motion_regions else 0
+    plan.n_components = params.n_components
+    if (params.motion_svd or params.movie_svd) and plan.motion_regions and params.n_components > max(limit, 1):
+        if params.n_components != FACEMAP_DEFAULT_COMPONENTS:
+            raise ValueError(
+                f"n_components {params.n_components} is more than the video allows ({frame_count} frames, smallest "
+                f"region {min(_region_pixels(plan, i) for i in plan.motion_regions)} binned pixels): "
+                f"ask for at most {limit}."
+            )
+    return plan
+
+
+def _region_pixels(plan: _Plan, index: int) -> int:
+    region = plan.regions[index]
+    if region.type == "full_frame":
+        return plan.total_pixels
+    return (region.y_bin_range[1] - region.y_bin_range[0]) * (region.x_bin_range[1] - region.x_bin_range[0])
+
+
+def _region_block(plan: _Plan, index: int, binned: list[np.ndarray]) -> np.ndarray:
+    """The (frames, pixels) columns of a region from per-view binned frames."""
+    region = plan.regions[index]
+    if region.type == "full_frame":
+        return binned[0] if len(binned) == 1 else np.concatenate(binned, axis=1)
+    view = plan.views[region.video_index]
+    (y0, y1), (x0, x1) = region.y_bin_range, region.x_bin_range
+    image = binned[region.video_index].reshape(-1, view.ybins, view.xbins)
+    return np.ascontiguousarray(image[:, y0:y1, x0:x1]).reshape(image.shape[0], -1)
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="frame", desc="facemap-nwb native", dynamic_ncols=True)
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _averages(plan: _Plan, source: FrameSource, recordings) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    n = plan.frame_count
+    nf = min(1000, n)
+    nt0 = min(100, min(recordings[0].frame_counts))
+    nsegs = max(1, nf // nt0)
+    starts = np.floor(np.linspace(0, n - nt0, nsegs)).astype(int)
+    sbin = plan.params.spatial_bin
+    frame_sum = [np.zeros(v.pixels, np.float64) for v in plan.views]
+    motion_sum = [np.zeros(v.pixels, np.float64) for v in plan.views]
+    for _, frames in source.segments(starts, nt0):
+        for i, (view, raw) in enumerate(zip(plan.views, frames)):
+            binned = _bin(raw, sbin, view.ybins, view.xbins)
+            frame_sum[i] += binned.mean(axis=0)
+            if len(binned) > 1:
+                motion_sum[i] += np.abs(np.diff(binned, axis=0)).mean(axis=0)
+    return [(s / nsegs).astype(np.float32) for s in frame_sum], [(s / nsegs).astype(np.float32) for s in motion_sum]
+
+
+def _svds(plan, source, avg_frame, avg_motion) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    n, params = plan.frame_count, plan.params
+    nt0 = min(1000, n)
+    nsegs = max(1, int(min(15000 // nt0, n // nt0)))
+    per_segment = min(250, nt0 - 1) if nsegs > 1 else min(plan.n_components, nt0 - 1)
+    starts = np.floor(np.linspace(0, max(n - nt0 - 1, 0), nsegs)).astype(int)
+    kinds = [k for k, on in (("motion", params.motion_svd), ("movie", params.movie_svd)) if on]
+    bases = {(k, r): _Basis(limit=plan.n_components) for k in kinds for r in plan.motion_regions}
+    sbin = params.spatial_bin
+    for _, frames in source.segments(starts, nt0):
+        binned = [_bin(raw, sbin, v.ybins, v.xbins) for v, raw in zip(plan.views, frames)]
+        data = {}
+        if "motion" in kinds:
+            data["motion"] = [np.abs(np.diff(b, axis=0)) - m for b, m in zip(binned, avg_motion)]
+        if "movie" in kinds:
+            data["movie"] = [b[1:] - f for b, f in zip(binned, avg_frame)]
+        for kind in kinds:
+            for region in plan.motion_regions:
+                block = _region_block(plan, region, data[kind])
+                u, s = _top_svd(np.ascontiguousarray(block.T), min(per_segment, block.shape[1]))
+                bases[(kind, region)].add(u, s)
+        del data, binned
+    out = {}
+    for key, basis in bases.items():
+        out[key] = basis.final(min(plan.n_components, _region_pixels(plan, key[1])))
+    return out
+
+
+def _facemap_alignment(diffs: np.ndarray) -> np.ndarray:
+    """Facemap's motion energy index from differences ``diffs[t] = |f[t] - f[t-1]|`` (``diffs[0]`` unused)."""
+    n = diffs.shape[0]
+    out = np.zeros_like(diffs)
+    first = min(PROCESS_CHUNK, n)
+    out[: first - 1] = diffs[1:first]
+    out[first:] = diffs[first:]
+    return out
+
+
+@dataclass
+class _Accumulators:
+    motion: dict[int, np.ndarray]
+    projections: dict[tuple[str, int], np.ndarray]
+    pupils: dict[int, dict[str, np.ndarray]]
+    blinks: dict[int, np.ndarray]
+    running: dict[int, np.ndarray]
+
+
+def _pupil_blink_running(plan, acc, pupil_parts, start, work, previous_raw, running_method) -> dict:
+    """Pupil, blink and running for one chunk, in Facemap's order; fills ``work`` outside the ellipses.
+
+    Facemap fills each pupil ROI (then each blink ROI) with 255 outside its ellipse *in the frames*,
+    right before fitting it, so later ROIs and the running estimate see the fill.
+    """
+    n = plan.frame_count
+    for roi_type in ("pupil", "blink", "running"):
+        for index, region in enumerate(plan.regions):
+            if region.type != roi_type:
+                continue
+            roi = plan.params.rois[region.number]
+            crop = work[roi.video][:, roi.y : roi.y + roi.height, roi.x : roi.x + roi.width]
+            if roi_type in ("pupil", "blink"):
+                crop[:, ~roi.mask] = 255
+            if roi_type == "pupil":
+                pupil_parts.setdefault(index, []).append(pupil_fit(crop, roi.saturation, roi.pupil_sigma))
+            elif roi_type == "blink":
+                acc.blinks.setdefault(index, np.zeros(n))[start : start + len(crop)] = blink_trace(crop, roi.saturation)
+            else:
+                series = crop if index not in previous_raw else np.concatenate([previous_raw[index][np.newaxis], crop])
+                dy, dx = running_shifts(series, running_method)
+                offset = start + 1 if index not in previous_raw else start
+                acc.running.setdefault(index, np.zeros((n, 2)))[offset : offset + len(dy)] = np.stack([dy, dx], 1)
+                previous_raw[index] = crop[-1].copy()
+    return previous_raw
+
+
+def _process(plan, source, avg_frame, avg_motion, bases, facemap_compatible, running_method) -> _Accumulators:
+    n, sbin = plan.frame_count, plan.params.spatial_bin
+    acc = _Accumulators(
+        motion={r: np.zeros(n, np.float32) for r in plan.motion_regions},
+        projections={key: np.zeros((n, u.shape[1]), np.float32) for key, (u, _) in bases.items()},
+        pupils={},
+        blinks={},
+        running={},
+    )
+    touched = {r.video_index for r in plan.regions if r.type in ("pupil", "blink")}
+    pupil_parts: dict[int, list[dict]] = {}
+    previous_raw: dict[int, np.ndarray] = {}
+    previous_binned = None
+    for start, frames in source.chunks(PROCESS_CHUNK):
+        work = [f.copy() if i in touched else f for i, f in enumerate(frames)]
+        previous_raw = _pupil_blink_running(plan, acc, pupil_parts, start, work, previous_raw, running_method)
+        binned = [_bin(f, sbin, v.ybins, v.xbins) for v, f in zip(plan.views, work if facemap_compatible else frames)]
+        if previous_binned is not None:
+            binned = [np.concatenate([p[np.newaxis], b]) for p, b in zip(previous_binned, binned)]
+        previous_binned = [b[-1].copy() for b in binned]
+        first = start if start == 0 else start - 1  # frame index of binned[...][0]
+        motion = [np.abs(np.diff(b, axis=0)) for b in binned]
+        rows = slice(first + 1, first + 1 + motion[0].shape[0])  # motion row j is frame first + 1 + j
+        for region in plan.motion_regions:
+            acc.motion[region][rows] = _region_block(plan, region, motion).sum(axis=1)
+        centred = {}
+        if any(kind == "motion" for kind, _ in bases):
+            centred["motion"] = [m - a for m, a in zip(motion, avg_motion)]
+        if any(kind == "movie" for kind, _ in bases):
+            centred["movie"] = [b[1:] - f for b, f in zip(binned, avg_frame)]
+        for (kind, region), (u, _) in bases.items():
+            acc.projections[(kind, region)][rows] = _region_block(plan, region, centred[kind]) @ u
+    for values in acc.projections.values():
+        if n > 1:
+            values[0] = values[1]
+    if facemap_compatible:
+        acc.motion = {r: _facemap_alignment(m) for r, m in acc.motion.items()}
+    for index, parts in pupil_parts.items():
+        acc.pupils[index] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return acc
+
+
+def _placed(plan: _Plan, per_view: list[np.ndarray]) -> np.ndarray:
+    if len(plan.views) == 1:
+        v = plan.views[0]
+        return per_view[0].reshape(v.ybins, v.xbins)
+    total_y, total_x, sy, sx = video_placement([v.ybins for v in plan.views], [v.xbins for v in plan.views])
+    image = np.zeros((total_y, total_x), np.float32)
+    for v, y, x, values in zip(plan.views, sy, sx, per_view):
+        image[y : y + v.ybins, x : x + v.xbins] = values.reshape(v.ybins, v.xbins)
+    return image
+
+
+def _masks(plan: _Plan, region: int, u: np.ndarray) -> np.ndarray:
+    r = plan.regions[region]
+    if r.type != "full_frame":
+        shape = (r.y_bin_range[1] - r.y_bin_range[0], r.x_bin_range[1] - r.x_bin_range[0])
+        return np.moveaxis(u.reshape(*shape, -1), -1, 0)
+    per_view = [u[v.offset : v.offset + v.pixels] for v in plan.views]
+    return np.stack([_placed(plan, [p[:, k] for p in per_view]) for k in range(u.shape[1])])
+
+
+def run_native(
+    recordings: Sequence[VideoRecording],
+    params: FacemapParameters,
+    *,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: bool = True,
+    facemap_compatible: bool = True,
+    running_method: str = "facemap",
+    timings: dict | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> FacemapResults:
+    """Process simultaneous camera recordings with the native engine.
+
+    Parameters
+    ----------
+    recordings : sequence of VideoRecording
+        One per simultaneous camera view, all with the same number of frames.
+    params : FacemapParameters
+    memory_budget : int
+        Bytes of decoded frames kept in memory to decode only once.
+    progress : bool
+        Show a progress bar (frames per second).
+    facemap_compatible : bool
+        Reproduce Facemap's quirks (documented in this module) so that results are interchangeable.
+    running_method : {"facemap", "phase_correlation"}
+    timings : dict, optional
+        Filled with seconds spent decoding, in SVDs and in projection.
+    """
+    import time
+
+    recordings = list(recordings)
+    plan = _plan(recordings, params, facemap_compatible)
+    clock = time.perf_counter
+    t0 = clock()
+    passes = 1 if FrameSource.fits(recordings, memory_budget) else 3
+    bar = _Progress(plan.frame_count * passes, progress)
+    try:
+        source = FrameSource(recordings, memory_budget=memory_budget, progress=bar)
+        t_decode = clock() - t0
+        avg_frame, avg_motion = _averages(plan, source, recordings)
+        t1 = clock()
+        bases = (
+            _svds(plan, source, avg_frame, avg_motion)
+            if plan.motion_regions and (params.motion_svd or params.movie_svd)
+            else {}
+        )
+        t2 = clock()
+        acc = _process(plan, source, avg_frame, avg_motion, bases, facemap_compatible, running_method)
+        t3 = clock()
+    finally:
+        bar.close()
+    if timings is not None:
+        timings.update(
+            decode=t_decode, averages=t1 - t0 - t_decode, svd=t2 - t1, projection=t3 - t2, decodes=source.decodes
+        )
+    return _results(plan, recordings, avg_frame, avg_motion, bases, acc)
+
+
+def _results(plan, recordings, avg_frame, avg_motion, bases, acc) -> FacemapResults:
+    svds = {"motion": [], "movie": []}
+    for (kind, region), (u, s) in bases.items():
+        svds[kind].append(
+            SVDComponents(kind, region, acc.projections[(kind, region)], s, _masks(plan, region, u), "computed")
+        )
+    pupils = [
+        PupilSignals(
+            region=index,
+            area=values["area"],
+            area_smooth=smooth_outliers(values["area"]),
+            center=values["com"],
+            center_smooth=np.stack([smooth_outliers(values["com"][:, 0]), smooth_outliers(values["com"][:, 1])], 1),
+            axes_length=values["axlen"],
+            axes_direction=values["axdir"],
+        )
+        for index, values in sorted(acc.pupils.items())
+    ]
+    return FacemapResults(
+        parameters=plan.params,
+        frame_count=plan.frame_count,
+        view_shapes=[(v.height, v.width) for v in plan.views],
+        regions=plan.regions,
+        motion_energy=acc.motion,
+        motion_svd=sorted(svds["motion"], key=lambda s: s.region),
+        movie_svd=sorted(svds["movie"], key=lambda s: s.region),
+        average_frame=_placed(plan, avg_frame),
+        average_motion=_placed(plan, avg_motion),
+        pupils=pupils,
+        blinks=acc.blinks,
+        running=acc.running,
+        engine=ENGINE_NAME,
+        engine_version=__version__,
+        processing_time=datetime.now(timezone.utc),
+        video_files=[[str(p) for p in files] for files in zip(*(r.paths for r in recordings))],
+    )
