@@ -82,6 +82,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"  recording '{rec.name}' ({rec.frame_count} frames, starting frames {rec.starting_frames}) "
         f"on camera '{rec.device}'"
     )
+    res = result.results
+    _out(
+        f"  facial signals ({res.engine} {res.engine_version}): motion energy of {len(res.motion_energy)} region(s), "
+        f"motion SVD {[s.n_components for s in res.motion_svd]} and "
+        f"movie SVD {[s.n_components for s in res.movie_svd]} "
+        f"components, {len(res.pupils)} pupil, {len(res.blinks)} blink, {len(res.running)} running"
+    )
     _out("  pynwb validation: passed")
     serious = [m for m in result.inspector_messages if m.importance.name in ("CRITICAL", "BEST_PRACTICE_VIOLATION")]
     _out(f"  nwbinspector: {len(result.inspector_messages)} message(s), {len(serious)} critical or violations")

@@ -6,7 +6,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .nwb.io import write_recordings_nwb
+from .convert import write_results_nwb
+from .engines.native import run_native
+from .params import ROI, FacemapParameters
+from .results import FacemapResults
 from .synthetic import default_creation_time, make_face_video
 from .video import VideoRecording, probe_recording
 
@@ -20,6 +23,19 @@ DEMO_SUBJECT = {
     "description": "Synthetic subject of the facemap-nwb demo.",
 }
 DEMO_SEGMENTS = (150, 150)  # frames in each sequential file of the demo recording
+# ROIs on the synthetic face (120 x 160 frames): whisker pad, eye (pupil and blink), wheel under the paws.
+DEMO_PARAMETERS = FacemapParameters(
+    spatial_bin=2,
+    motion_svd=True,
+    movie_svd=True,
+    n_components=50,
+    rois=(
+        ROI(type="motion", name="whiskers", x=100, y=36, width=56, height=52),
+        ROI(type="pupil", name="pupil", x=38, y=28, width=40, height=24, saturation=100.0),
+        ROI(type="blink", name="eyelid", x=38, y=28, width=40, height=24, saturation=60.0),
+        ROI(type="running", name="wheel", x=20, y=100, width=64, height=20),
+    ),
+)
 
 
 @dataclass
@@ -30,11 +46,13 @@ class DemoResult:
     videos: list[Path]
     nwb_path: Path
     recording: VideoRecording
+    results: FacemapResults
     inspector_messages: list = field(default_factory=list)
 
 
 def run_demo(folder: str | Path | None = None, *, overwrite: bool = False) -> DemoResult:
-    """Make the demo video (two sequential files), write the recording to NWB and validate it.
+    """Make the demo video (two sequential files), process it with the native engine, write the recording
+    and its facial signals to NWB, and validate the file.
 
     Parameters
     ----------
@@ -55,21 +73,35 @@ def run_demo(folder: str | Path | None = None, *, overwrite: bool = False) -> De
         videos.append(make_face_video(path, n_frames=n_frames, first_frame=first, creation_time=creation))
         first += n_frames
     recording = probe_recording(videos, name="FaceCamera", device="FaceCamera")
-    write_recordings_nwb(
+    results = run_native([recording], DEMO_PARAMETERS, progress=False)
+    metadata = {
+        "NWBFile": dict(
+            session_description="facemap-nwb demo: a synthetic face video in two files and its facial signals.",
+            session_id="demo",
+            experimenter=["Demo, Facemap"],
+            institution="facemap-nwb",
+            lab="facemap-nwb",
+            experiment_description="Built-in example of facemap-nwb.",
+            keywords=["facemap", "face video", "demo"],
+        ),
+        "Subject": dict(DEMO_SUBJECT),
+    }
+    write_results_nwb(
         nwb_path,
-        recording,
+        results,
+        [recording],
+        metadata=metadata,
+        task_mode="trigger",
+        description="Native engine on the demo video: whisker motion, pupil, blink and wheel running.",
         overwrite=overwrite,
-        session_description="facemap-nwb demo: a synthetic face video in two sequential files.",
-        session_id="demo",
-        subject=dict(DEMO_SUBJECT),
-        experimenter=["Demo, Facemap"],
-        institution="facemap-nwb",
-        lab="facemap-nwb",
-        experiment_description="Built-in example of facemap-nwb.",
-        keywords=["facemap", "face video", "demo"],
     )
     return DemoResult(
-        folder=folder, videos=videos, nwb_path=nwb_path, recording=recording, inspector_messages=inspect_nwb(nwb_path)
+        folder=folder,
+        videos=videos,
+        nwb_path=nwb_path,
+        recording=recording,
+        results=results,
+        inspector_messages=inspect_nwb(nwb_path),
     )
 
 

@@ -1,6 +1,6 @@
 """Generate the ndx-facemap NWB extension (never edit the YAML by hand: run this script).
 
-    python schemas/create_extension_spec.py
+    python schemas/create_extension_spec.py [OUTPUT_DIR]
 
 writes ``ndx-facemap.namespace.yaml`` and ``ndx-facemap.extensions.yaml`` beside this script.
 Core NWB types are used wherever one fits (motion energy, pupil, blink and running are core
@@ -176,7 +176,7 @@ def svd_series() -> NWBGroupSpec:
     )
 
 
-def main() -> None:
+def main(output_dir: str | Path = HERE) -> None:
     builder = NWBNamespaceBuilder(
         doc="Facemap face-video analysis in NWB: processing tasks and runs, regions, and motion/movie SVDs.",
         name=NAME,
@@ -185,8 +185,11 @@ def main() -> None:
         contact=["facemap-nwb@users.noreply.github.com"],
     )
     builder.include_namespace("core")
-    export_spec(builder, [regions_table(), run_group(), task_group(), svd_series()], str(HERE))
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    export_spec(builder, [regions_table(), run_group(), task_group(), svd_series()], str(output_dir))
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1] if len(sys.argv) > 1 else HERE)

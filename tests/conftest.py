@@ -73,3 +73,64 @@ def opencv_gray_frames(path: Path) -> np.ndarray:
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
     capture.release()
     return np.stack(frames)
+
+
+# ------------------------------------------------------------------------------------- Facemap outputs
+
+
+def lp_parameters():
+    """ROIs of all four types on lp_test_vid.mp4 (396 x 406), motion + movie SVD, spatial bin 4."""
+    from facemap_nwb.params import ROI, FacemapParameters
+
+    return FacemapParameters(
+        spatial_bin=4,
+        motion_svd=True,
+        movie_svd=True,
+        rois=(
+            ROI(type="motion", name="paws", x=100, y=200, width=120, height=80),
+            ROI(type="pupil", name="pupil", x=50, y=50, width=40, height=30, saturation=80.0),
+            ROI(type="blink", name="blink", x=150, y=60, width=40, height=30, saturation=120.0),
+            ROI(type="running", name="wheel", x=200, y=300, width=64, height=64),
+            ROI(type="motion", name="tail", x=20, y=300, width=60, height=50),
+        ),
+    )
+
+
+def synthetic_parameters():
+    """ROIs of all four types on the synthetic face (120 x 160)."""
+    from facemap_nwb.demo import DEMO_PARAMETERS
+
+    return DEMO_PARAMETERS
+
+
+def _facemap_outputs(videos, params, folder):
+    pytest.importorskip("facemap", reason="needs Facemap (the 'facemap' extra)")
+    from facemap_nwb import probe_recording
+    from facemap_nwb.engines import run_facemap_to_folder
+
+    folder.mkdir(parents=True, exist_ok=True)
+    npy = run_facemap_to_folder([probe_recording(videos)], params, folder, save_mat=True)
+    return npy, npy.with_suffix(".mat")
+
+
+@pytest.fixture(scope="session")
+def lp_facemap(tmp_path_factory):
+    """Facemap's own outputs (_proc.npy and _proc.mat) for lp_test_vid.mp4 with lp_parameters()."""
+    video = shared_video(LP_VIDEO)
+    folder = tmp_path_factory.mktemp("lp_facemap")
+    npy, mat = _facemap_outputs([video], lp_parameters(), folder)
+    return {"video": video, "npy": npy, "mat": mat, "params": lp_parameters()}
+
+
+@pytest.fixture(scope="session")
+def synthetic_facemap(tmp_path_factory):
+    """Facemap's outputs for a 300-frame synthetic face video with synthetic_parameters()."""
+    folder = tmp_path_factory.mktemp("synthetic_facemap")
+    video = make_face_video(folder / "face.mp4", n_frames=300, creation_time=CREATION)
+    npy, mat = _facemap_outputs([video], synthetic_parameters(), folder)
+    return {"video": video, "npy": npy, "mat": mat, "params": synthetic_parameters()}
+
+
+def trusted_proc(path) -> dict:
+    """Facemap's dict read with numpy's own (unsafe) loader: only for files the tests made themselves."""
+    return np.load(path, allow_pickle=True).item()

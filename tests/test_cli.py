@@ -73,6 +73,22 @@ def test_demo_console_script(tmp_path):
     nwb = tmp_path / "sub-demo_ses-demo_behavior+image.nwb"
     (recording,) = read_recordings(nwb)
     assert recording.frame_counts == [150, 150]
+    # The facial signals follow the synthetic face's known dynamics (facemap_nwb.synthetic).
+    import numpy as np
+
+    from facemap_nwb.nwb.io import read_facemap_nwb
+    from facemap_nwb.synthetic import BLINK_LENGTH, BLINK_PERIOD
+
+    results = read_facemap_nwb(nwb)
+    t = np.arange(300)
+    open_eye = ~((t % BLINK_PERIOD < BLINK_LENGTH) & (t >= BLINK_PERIOD))
+    radius_squared = (0.55 + 0.25 * np.sin(2 * np.pi * t / 40.0)) ** 2
+    area = results.pupils[0].area
+    assert np.corrcoef(area[open_eye], radius_squared[open_eye])[0, 1] > 0.95, "pupil area does not follow the pupil"
+    (blink,) = results.blinks.values()
+    assert blink[~open_eye].max() < 0.2 * np.median(blink[open_eye]), "blinks do not show in the blink trace"
+    assert {r.name for r in results.regions} == {"full_frame", "whiskers", "pupil", "eyelid", "wheel"}
+    assert results.engine == "facemap_nwb.native" and len(results.motion_svd) == len(results.movie_svd) == 2
     again = subprocess.run(
         [sys.executable, "-m", "facemap_nwb", "demo", "-o", str(tmp_path)], capture_output=True, text=True
     )

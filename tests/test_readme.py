@@ -30,8 +30,17 @@ def test_python_examples_run_in_order(tmp_path, monkeypatch):
     assert len(blocks) >= 2
     script = tmp_path / "readme_examples.py"
     script.write_text("\n".join(blocks), encoding="utf-8")
+    # The last example reads the demo's file, made as the README says: facemap-nwb demo -o demo
+    demo = subprocess.run(
+        [sys.executable, "-m", "facemap_nwb", "demo", "-o", "demo"], cwd=tmp_path, capture_output=True
+    )
+    assert demo.returncode == 0, demo.stderr
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"README example failed:\n{result.stderr}")
     assert result.stdout.splitlines()[0] == "120 [0, 60] 30.0"
     assert "['part0.mp4', 'part1.mp4'] [0, 60] 120 30.0" in result.stdout
+    # Whisker ROI y 36..87, x 100..155 at bin 2 by Facemap's rule: y bins 18..42 (arange(18, 87 // 2)),
+    # x bins 50..77 (arange(50, 155 / 2)): 50 components of 25 x 28 bins.
+    assert "(50, 25, 28)" in result.stdout, "the demo's whisker masks"
+    assert "(300, 2)" in result.stdout, "the demo's running trace"

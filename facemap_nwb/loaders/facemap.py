@@ -206,7 +206,7 @@ def _svd_list(proc: dict, kind: str, region_of_slot: dict[int, int], regions: li
             shape = (region.y_bin_range[1] - region.y_bin_range[0], region.x_bin_range[1] - region.x_bin_range[0])
             masks = np.moveaxis(np.asarray(flat[slot], dtype=np.float32).reshape(*shape, -1), -1, 0)
         if one_chunk:
-            values = np.linalg.norm(masks.reshape(masks.shape[0], -1), axis=1).astype(np.float32)
+            values = np.linalg.norm(masks.reshape(masks.shape[0], -1).astype(np.float64), axis=1).astype(np.float32)
             source = "mask_norms"
         elif slot == slots[-1] and reported.size >= v.shape[1]:
             values, source = reported[: v.shape[1]].copy(), "facemap"

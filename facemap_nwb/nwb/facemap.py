@@ -333,6 +333,34 @@ def _region_from_row(row) -> Region:
     )
 
 
+_REGION_COLUMNS = (
+    "roi_number",
+    "roi_name",
+    "roi_type",
+    "camera_view",
+    "y_start",
+    "y_stop",
+    "x_start",
+    "x_stop",
+    "y_bin_start",
+    "y_bin_stop",
+    "x_bin_start",
+    "x_bin_stop",
+    "saturation",
+    "pupil_sigma",
+)
+
+
+def _regions_from_table(table) -> list[Region]:
+    # Column by column rather than to_dataframe(): the object-reference column 'source_video' is stored
+    # with a pickle codec by hdmf-zarr, which current numcodecs refuses to decode.
+    from types import SimpleNamespace
+
+    columns = {name: table[name].data[:] for name in _REGION_COLUMNS}
+    rows = len(columns["roi_number"])
+    return [_region_from_row(SimpleNamespace(**{k: v[i] for k, v in columns.items()})) for i in range(rows)]
+
+
 def _read(dataset, lazy: bool):
     return dataset if lazy else dataset[()]
 
@@ -385,7 +413,7 @@ def results_from_nwbfile(nwbfile: NWBFile, *, module_name: str = "behavior", laz
         raise ValueError(f"The NWB file holds no Facemap task in processing['{module_name}'].")
     module = nwbfile.processing[module_name]
     task = module[TASK_NAME]
-    regions = [_region_from_row(row) for row in task.regions.to_dataframe(index=True).itertuples()]
+    regions = _regions_from_table(task.regions)
     index_of = {r.name: i for i, r in enumerate(regions)}
     summary = module[SUMMARY_NAME].images if SUMMARY_NAME in module.data_interfaces else {}
     run = task.run

@@ -1,0 +1,768 @@
+"""Load Facemap's ``*_proc.npy`` results without letting the file run code.
+
+Facemap saves its results with ``np.save(path, proc_dict)``: a 0-d object array whose data is a
+pickle of a plain dict of numpy arrays, lists, numbers and strings. ``np.load(path,
+allow_pickle=True)`` unpickles that with the standard unpickler, which calls any function the
+file names, so a crafted ``*_proc.npy`` can run any command. :func:`load_proc_npy` reads the same
+files with an unpickler that knows only the handful of names numpy arrays and plain containers
+need, and checks everything it builds.
+
+Decisions worth knowing:
+
+* Allowed names (anything else is refused with :class:`UnsafePickleError` before any module is
+  imported): ``numpy.ndarray``, ``numpy.dtype``, ``_reconstruct`` and ``scalar`` from
+  ``numpy.core.multiarray`` or ``numpy._core.multiarray`` (numpy 1 and numpy 2 spell them
+  differently; both spellings load under either numpy), ``_frombuffer`` from
+  ``numpy.core.numeric`` or ``numpy._core.numeric`` (pickle protocol 5), ``builtins.complex``,
+  ``builtins.set``, ``builtins.frozenset`` and ``collections.OrderedDict``; and, in the forms
+  pickle itself writes them, ``builtins.bytes``, ``builtins.bytearray`` and ``_codecs.encode``
+  with the latin-1 codec (how protocols 0 to 4 spell ``bytes`` and ``bytearray`` values).
+* The numpy names are never handed to the pickle as the real numpy objects; each is a stand-in
+  that checks its arguments and builds the array, scalar or data type itself. The real ones
+  trust the pickle: numpy's ``dtype.__setstate__`` takes any flags and sizes (an object type
+  whose flags say "plain bytes" makes numpy read the file's bytes as memory addresses, and some
+  malformed states crash numpy 2 outright), and ``numpy.ndarray(shape, dtype, buffer)`` makes an
+  array over any bytes. So data types are rebuilt by numpy from their description (type
+  string, byte order, fields, datetime unit) and the pickled state is never passed to numpy; a
+  state whose object flags or size disagree with the rebuilt type is refused.
+* The result is walked before it is returned. Only dicts (and ``OrderedDict``), lists, tuples,
+  sets, frozensets, ``str``, ``bytes``, ``bytearray``, ``int``, ``float``, ``complex``,
+  ``bool``, ``None``, numpy arrays (object arrays are walked element by element), numpy
+  scalars and numpy data types are accepted; anything else is refused.
+* Things numpy can pickle but Facemap never writes are refused: subclasses of ``ndarray``
+  (masked arrays, matrices, memmaps), numpy 2's ``StringDType``, object scalars, structured or
+  sub-array data types with object fields, and data type states from before numpy 1.7 (state
+  versions other than 3 and 4). Data type metadata (``dtype.metadata``) is dropped.
+* A file whose array is not an object array (for example a plain float array) is reported as
+  not being a Facemap results file; its data is not read.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import math
+import os
+import pickle
+import re
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+__all__ = ["ProcFileError", "UnsafePickleError", "load_proc_npy"]
+
+# numpy 1.26 also ships a numpy._core stub (so it can read numpy 2 pickles); it is meant for
+# unpickling only, so the real module is picked by version rather than by whether it imports.
+_NUMPY2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+_numpy_scalar = importlib.import_module("numpy._core.multiarray" if _NUMPY2 else "numpy.core.multiarray").scalar
+
+# The dtype flag bits that make numpy treat an item as a Python object pointer (NPY_ITEM_REFCOUNT,
+# NPY_LIST_PICKLE, NPY_ITEM_IS_POINTER); a pickled state whose bits differ from numpy's own for
+# that type was forged. The other bits differ harmlessly between numpy versions.
+_OBJECT_FLAGS = 0x07
+_ALIGNED_STRUCT_FLAG = 0x80
+
+# Facemap's dict is five levels deep; anything far deeper is not a Facemap file, and the walk is
+# recursive, so a limit keeps a hostile file from exhausting the stack.
+_MAX_DEPTH = 100
+
+# The type strings numpy writes in a pickled dtype ('f8', 'O8', 'U5', 'V16', 'M8', ...). Anything
+# else is refused: numpy parses richer strings ('3f4,(2,)i4') partly with ast.literal_eval.
+_DTYPE_SPEC = re.compile(r"[A-Za-z]\d{0,12}")
+
+_FIX = (
+    "A file Facemap wrote never needs this, so the file was made by something else or has been tampered with. "
+    "Re-create it by running Facemap on the video again (or re-saving the results from the Facemap GUI); "
+    "only if you trust where the file came from completely, load it with numpy.load(path, allow_pickle=True)."
+)
+
+
+class ProcFileError(ValueError):
+    """A file that is not a readable Facemap results (``*_proc.npy``) file.
+
+    Raised for truncated or corrupt files, files that hold something other than a dict, and
+    ``.npy`` files holding a plain (non-object) array.
+    """
+
+
+class UnsafePickleError(ProcFileError):
+    """A ``*_proc.npy`` file whose pickle asks for something a Facemap results file never holds.
+
+    Parameters
+    ----------
+    message : str
+        The full explanation, naming the file, what was refused and what to do.
+    path : str, optional
+        The file that was refused.
+    refused : str, optional
+        What was refused: the ``module.name`` the pickle asked for, or the kind of object or
+        data type that failed the checks.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, refused: str | None = None):
+        super().__init__(message)
+        self.path = path
+        self.refused = refused
+
+
+class _Refusal(Exception):
+    """Raised inside the unpickler; :func:`load_proc_npy` turns it into an :class:`UnsafePickleError`.
+
+    The stand-ins cannot know the file name, and a class of its own keeps refusals apart from the
+    ``ValueError``/``TypeError`` that numpy raises for merely corrupt data.
+    """
+
+    def __init__(self, refused: str, reason: str, *, is_global: bool = False):
+        super().__init__(refused, reason)
+        self.refused = refused
+        self.reason = reason
+        self.is_global = is_global
+
+
+# ---------------------------------------------------------------------------------------------
+# Placeholders: what the pickle gets back from the stand-ins. The real arrays, scalars and data
+# types are kept inside them, out of the pickle's reach, and swapped in by the final walk.
+# ---------------------------------------------------------------------------------------------
+
+
+class _PendingArray:
+    """What ``_reconstruct`` returns; the pickle's BUILD then hands it the array's state."""
+
+    __slots__ = ("value",)
+    name = "numpy.ndarray"
+
+    def __init__(self, value=None):
+        self.value = value
+
+    def __setstate__(self, state):
+        # A second BUILD would change an array something else may already hold.
+        if self.value is not None:
+            raise _Refusal(self.name, "a change to an array that is already built")
+        self.value = _build_array(state)
+
+
+class _Built(_PendingArray):
+    """Holds a finished array (``_frombuffer``) or numpy scalar (``scalar``); BUILD is refused."""
+
+    __slots__ = ()
+    name = "a numpy array or scalar"
+
+
+class _PendingDtype:
+    """What ``numpy.dtype`` returns: the type string, plus the state BUILD hands it.
+
+    The state is only read, never given to numpy's ``dtype.__setstate__``, and the data type is
+    made on first use, after which the state can no longer change.
+    """
+
+    __slots__ = ("spec", "align", "state", "dtype")
+
+    def __init__(self, spec: str, align: bool):
+        self.spec, self.align, self.state, self.dtype = spec, align, None, None
+
+    def __setstate__(self, state):
+        if self.state is not None or self.dtype is not None:
+            raise _Refusal("numpy.dtype", "a change to a data type that is already set or in use")
+        self.state = state
+
+
+# ---------------------------------------------------------------------------------------------
+# Stand-ins: what find_class hands to the pickle instead of the real numpy and builtin callables.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Guard:
+    """Base of the objects that stand in for allowed callables.
+
+    ``__slots__ = ()`` and the refusing ``__setstate__`` matter: the pickle BUILD instruction
+    sets attributes on whatever object it is given, and a plain function would let a file
+    change a stand-in's defaults or attributes for the rest of the process.
+    """
+
+    __slots__ = ()
+    name = "?"
+
+    def __call__(self, *args, **kwargs):
+        raise _Refusal(self.name, "a direct call, which numpy's pickles never make")
+
+    def __setstate__(self, state):
+        raise _Refusal(self.name, "a change to its state, which numpy's pickles never make")
+
+    def __repr__(self):
+        return f"<stand-in for {self.name}>"
+
+
+class _NdarrayToken(_Guard):
+    """Stands for ``numpy.ndarray``, which only ``_reconstruct`` accepts (as the class to build)."""
+
+    __slots__ = ()
+    name = "numpy.ndarray"
+
+
+class _DtypeGuard(_Guard):
+    """Stands for ``numpy.dtype``: numpy pickles a data type as ``dtype('f8', False, True)``."""
+
+    __slots__ = ()
+    name = "numpy.dtype"
+
+    def __call__(self, spec, align=False, copy=True):
+        if type(spec) is not str or type(align) not in (bool, int) or type(copy) not in (bool, int):
+            raise _Refusal(self.name, f"a call with arguments of types {type(spec).__name__}, {type(align).__name__}")
+        if not _DTYPE_SPEC.fullmatch(spec):
+            raise _Refusal(self.name, f"the type string {spec[:40]!r}, which is not one numpy writes in a pickle")
+        return _PendingDtype(spec, bool(align))
+
+
+class _ReconstructGuard(_Guard):
+    """Stands for numpy's ``_reconstruct``: returns a placeholder that BUILD fills in."""
+
+    __slots__ = ()
+    name = "numpy.core.multiarray._reconstruct"
+
+    def __call__(self, subtype, shape, dtype):
+        # The shape and type given here only size a scratch array that the state replaces, so
+        # they are ignored rather than allowed to allocate memory.
+        if subtype is not _NDARRAY:
+            raise _Refusal(self.name, f"rebuilding an array of class {_describe_object(subtype)}")
+        return _PendingArray()
+
+
+class _ScalarGuard(_Guard):
+    """Stands for numpy's ``scalar``: a numpy scalar from a checked type and its bytes."""
+
+    __slots__ = ()
+    name = "numpy.core.multiarray.scalar"
+
+    def __call__(self, dtype, obj):
+        dtype = _resolve_dtype(dtype)
+        if dtype.hasobject:
+            # numpy itself says object scalars "should never be created".
+            raise _Refusal(self.name, f"a scalar of data type {dtype}, which holds Python objects")
+        # numpy always pickles a scalar's bytes; without them it would allocate the type's size,
+        # which a forged type string ('V999999999999') makes huge.
+        if type(obj) not in (bytes, str):
+            raise ValueError(f"a numpy scalar's data must be bytes, not {type(obj).__name__}")
+        return _Built(_numpy_scalar(dtype, obj))
+
+
+class _FrombufferGuard(_Guard):
+    """Stands for numpy's ``_frombuffer`` (pickle protocol 5): an array over in-band bytes."""
+
+    __slots__ = ()
+    name = "numpy.core.numeric._frombuffer"
+
+    def __call__(self, buf, dtype, shape, order):
+        dtype = _resolve_dtype(dtype)
+        if dtype.hasobject:
+            raise _Refusal(self.name, f"an array of data type {dtype} made from raw bytes")
+        # Only in-band data: any other buffer would give a view of memory the pickle could change.
+        if type(buf) not in (bytes, bytearray):
+            raise ValueError(f"array data must be bytes, not {type(buf).__name__}")
+        if order not in ("C", "F"):
+            raise ValueError(f"array order must be 'C' or 'F', not {order!r}")
+        return _Built(np.frombuffer(buf, dtype=dtype).reshape(_check_shape(shape), order=order))
+
+
+class _BytesGuard(_Guard):
+    """Stands for ``builtins.bytes``: protocols 0 to 2 write an empty ``bytes`` value as ``bytes()``."""
+
+    __slots__ = ()
+    name = "builtins.bytes"
+    kind = bytes
+
+    def __call__(self, *args):
+        # Only the forms pickle writes: bytes(n) or bytearray(n) would let a tiny file ask for
+        # gigabytes of zeros.
+        if not args:
+            return self.kind()
+        if len(args) == 1 and type(args[0]) is bytes:
+            return self.kind(args[0])
+        if len(args) == 2 and type(args[0]) is str and args[1] in ("latin1", "latin-1"):
+            return self.kind(args[0], "latin-1")
+        raise _Refusal(self.name, "a call with other arguments than pickle writes")
+
+
+class _BytearrayGuard(_BytesGuard):
+    """Stands for ``builtins.bytearray``, which protocols 0 to 4 write as ``bytearray(data)``."""
+
+    __slots__ = ()
+    name = "builtins.bytearray"
+    kind = bytearray
+
+
+class _EncodeGuard(_Guard):
+    """Stands for ``_codecs.encode``: protocols 0 to 2 write ``bytes`` as ``encode(text, 'latin1')``."""
+
+    __slots__ = ()
+    name = "_codecs.encode"
+
+    def __call__(self, text, encoding="utf-8"):
+        # Other codecs (zlib, base64, ...) are never used by pickle and one is a decompressor.
+        if type(text) is not str or encoding not in ("latin1", "latin-1"):
+            raise _Refusal(self.name, f"a call with the codec {encoding!r}")
+        return text.encode("latin-1")
+
+
+_NDARRAY = _NdarrayToken()
+_RECONSTRUCT = _ReconstructGuard()
+_SCALAR = _ScalarGuard()
+_FROMBUFFER = _FrombufferGuard()
+
+_MULTIARRAY_MODULES = (
+    "numpy.core.multiarray",
+    "numpy._core.multiarray",
+    "numpy.core._multiarray_umath",
+    "numpy._core._multiarray_umath",
+)
+
+# The allowlist. The builtin classes are given out as they are: they are immutable, BUILD cannot
+# change them or their instances, and they build only plain values from the values given.
+_ALLOWED: dict[tuple[str, str], object] = {
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _DtypeGuard(),
+    **{(module, "_reconstruct"): _RECONSTRUCT for module in _MULTIARRAY_MODULES},
+    **{(module, "scalar"): _SCALAR for module in _MULTIARRAY_MODULES},
+    ("numpy.core.numeric", "_frombuffer"): _FROMBUFFER,
+    ("numpy._core.numeric", "_frombuffer"): _FROMBUFFER,
+    ("builtins", "complex"): complex,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "bytes"): _BytesGuard(),
+    ("builtins", "bytearray"): _BytearrayGuard(),
+    ("_codecs", "encode"): _EncodeGuard(),
+    ("collections", "OrderedDict"): OrderedDict,
+}
+
+# Protocols 0 to 2 spell the builtins module the Python 2 way.
+_PY2_MODULES = {"__builtin__": "builtins"}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler whose ``find_class`` knows only the names in ``_ALLOWED``."""
+
+    def find_class(self, module, name):
+        """Return the stand-in for ``module.name``, or refuse it without importing anything.
+
+        Parameters
+        ----------
+        module, name : str
+            The global the pickle asks for.
+
+        Returns
+        -------
+        object
+            The stand-in or builtin class for it.
+
+        Raises
+        ------
+        _Refusal
+            For every name not on the allowlist.
+        """
+        module = _PY2_MODULES.get(module, module)
+        try:
+            return _ALLOWED[(module, name)]
+        except (KeyError, TypeError):
+            raise _Refusal(
+                f"{module}.{name}", "a global numpy arrays and plain containers never need", is_global=True
+            ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Data types and arrays, built from checked descriptions
+# ---------------------------------------------------------------------------------------------
+
+
+def _resolve_dtype(pending, depth: int = 0) -> np.dtype:
+    """Make the data type a pickled ``numpy.dtype`` describes, once, and return it.
+
+    Parameters
+    ----------
+    pending : _PendingDtype
+        What the pickle's ``numpy.dtype(...)`` call and BUILD produced.
+    depth : int
+        How deeply this type sits inside structured or sub-array types.
+
+    Returns
+    -------
+    numpy.dtype
+        A data type numpy built from the description.
+
+    Raises
+    ------
+    _Refusal
+        When the pickled flags or size disagree with what numpy gives that type, or the type
+        holds Python objects inside a structured or sub-array type.
+    ValueError
+        When the description is not one numpy writes.
+    """
+    if type(pending) is not _PendingDtype:
+        raise ValueError(f"expected a numpy data type, got {_describe_object(pending)}")
+    if depth > _MAX_DEPTH:
+        raise _Refusal("numpy.dtype", "a data type nested more deeply than any real file holds")
+    if pending.dtype is None:
+        pending.dtype = _dtype_from_state(pending.spec, pending.align, pending.state, depth)
+    return pending.dtype
+
+
+def _dtype_from_state(spec: str, align: bool, state, depth: int) -> np.dtype:
+    base = np.dtype(spec, align=align)
+    if state is None:
+        return base
+    # numpy has written state versions 3 (and 4, with metadata) since numpy 1.7.
+    if type(state) is not tuple or len(state) not in (8, 9) or state[0] not in (3, 4):
+        raise ValueError("a data type state in a form numpy does not write")
+    _, endian, subarray, names, fields, elsize, _, flags = state[:8]
+    if endian not in ("<", ">", "|", "=") or type(elsize) is not int or type(flags) is not int:
+        raise ValueError("a data type state in a form numpy does not write")
+    if names is not None or fields is not None:
+        dtype = _structured_dtype(base, names, fields, elsize, flags, depth)
+    elif subarray is not None:
+        if base.kind != "V" or type(subarray) is not tuple or len(subarray) != 2:
+            raise ValueError("a sub-array data type in a form numpy does not write")
+        item, shape = _resolve_dtype(subarray[0], depth + 1), subarray[1]
+        if type(shape) is int:
+            shape = (shape,)
+        dtype = np.dtype((item, _check_shape(shape)))
+    else:
+        dtype = base
+        if state[0] == 4 and dtype.kind in "mM":
+            dtype = _with_datetime_unit(dtype, state[8])
+        if endian != "|":
+            dtype = dtype.newbyteorder(endian)
+    if (flags ^ dtype.flags) & _OBJECT_FLAGS or elsize not in (-1, dtype.itemsize):
+        raise _Refusal(
+            "numpy.dtype",
+            f"a data type ({dtype}) whose stored flags or size are not what numpy gives that type, "
+            "so numpy would misread the file's bytes, possibly as memory addresses",
+        )
+    if dtype.hasobject and dtype.kind != "O":
+        raise _Refusal("numpy.dtype", f"a structured or sub-array data type with object fields ({dtype})")
+    return dtype
+
+
+def _structured_dtype(base: np.dtype, names, fields, elsize: int, flags: int, depth: int) -> np.dtype:
+    if base.kind != "V" or type(names) is not tuple or type(fields) is not dict:
+        raise ValueError("a structured data type in a form numpy does not write")
+    formats, offsets, titles = [], [], []
+    for name in names:
+        field = fields.get(name) if type(name) is str else None
+        if type(field) is not tuple or len(field) not in (2, 3) or type(field[1]) is not int:
+            raise ValueError("a structured data type in a form numpy does not write")
+        formats.append(_resolve_dtype(field[0], depth + 1))
+        offsets.append(field[1])
+        titles.append(field[2] if len(field) == 3 else None)
+    spec = {"names": list(names), "formats": formats, "offsets": offsets, "itemsize": elsize}
+    if any(title is not None for title in titles):
+        spec["titles"] = titles
+    return np.dtype(spec, align=bool(flags & _ALIGNED_STRUCT_FLAG))
+
+
+def _with_datetime_unit(dtype: np.dtype, metadata) -> np.dtype:
+    # State version 4 of a datetime type ends with (metadata, (unit, multiplier, 1, 1)).
+    if type(metadata) is not tuple or len(metadata) != 2 or type(metadata[1]) is not tuple or len(metadata[1]) != 4:
+        raise ValueError("a datetime data type in a form numpy does not write")
+    unit, count = metadata[1][:2]
+    if type(unit) is bytes:
+        unit = unit.decode("ascii")
+    if type(unit) is not str or not unit.isalpha() or type(count) is not int or count < 1:
+        raise ValueError("a datetime data type in a form numpy does not write")
+    if unit == "generic":
+        return dtype
+    return np.dtype(f"{dtype.char}8[{count if count > 1 else ''}{unit}]")
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    if type(shape) is not tuple or not all(type(n) is int and n >= 0 for n in shape):
+        raise ValueError(f"array shape must be a tuple of non-negative ints, not {shape!r}")
+    return shape
+
+
+def _build_array(state) -> np.ndarray:
+    """Build the array an ``ndarray.__setstate__`` state describes, after checking it.
+
+    Parameters
+    ----------
+    state : tuple
+        ``(version, shape, dtype, is_fortran, data)``, or the legacy form without ``version``.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array whose data type numpy built from its description.
+    """
+    if type(state) is not tuple or len(state) not in (4, 5):
+        raise ValueError("an array's pickled state is not the tuple numpy writes")
+    shape, dtype, fortran, data = state[-4:]
+    shape = _check_shape(shape)
+    dtype = _resolve_dtype(dtype)
+    if type(fortran) not in (bool, int):
+        raise ValueError("an array's order flag is not a bool")
+    size = math.prod(shape)
+    # numpy checks these too, but checking first keeps a hostile shape from allocating memory.
+    if dtype.hasobject:
+        if type(data) is not list or len(data) != size:
+            raise ValueError(f"an object array of shape {shape} does not come with a list of {size} items")
+    else:
+        if type(data) is str:
+            data = data.encode("latin-1")  # how Python 2 pickles, read with encoding='latin1', hold bytes
+        if type(data) is not bytes or len(data) != size * dtype.itemsize:
+            raise ValueError(
+                f"an array of shape {shape} and type {dtype} does not come with {size * dtype.itemsize} bytes"
+            )
+    array = np.ndarray.__new__(np.ndarray, (0,), np.uint8)
+    array.__setstate__((1, shape, dtype, bool(fortran), data))
+    return array
+
+
+# ---------------------------------------------------------------------------------------------
+# The final walk: swap placeholders for what they hold and refuse anything that is not data.
+# ---------------------------------------------------------------------------------------------
+
+_ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None))
+
+
+def _describe_object(obj) -> str:
+    if isinstance(obj, _Guard):
+        return obj.name
+    if isinstance(obj, type):
+        return f"the class {obj.__module__}.{obj.__qualname__}"
+    kind = type(obj)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+class _Cleaner:
+    """Walks an unpickled result once, in place where the containers allow it."""
+
+    def __init__(self):
+        # id -> (original, replacement); holding the original keeps its id from being reused.
+        self._seen: dict[int, tuple[object, object]] = {}
+
+    def clean(self, obj, depth: int = 0):
+        """Return ``obj`` with placeholders replaced, refusing anything that is not plain data.
+
+        Parameters
+        ----------
+        obj : object
+            Something the restricted unpickler built.
+        depth : int
+            How deep in the structure ``obj`` sits.
+
+        Returns
+        -------
+        object
+            ``obj`` itself, or its replacement: the array, scalar or data type a placeholder
+            holds, or a new tuple or frozenset when one of its items was replaced.
+        """
+        kind = type(obj)
+        if kind in _ATOMS:
+            return obj
+        if depth > _MAX_DEPTH:
+            raise _Refusal(_describe_object(obj), f"nesting more than {_MAX_DEPTH} levels deep")
+        seen = self._seen.get(id(obj))
+        if seen is not None:
+            return seen[1]
+        if kind is _PendingArray or kind is _Built:
+            if obj.value is None:
+                raise ValueError("an array in the pickle was never given its data")
+            # Remembered before its items are walked, so an object array that holds itself ends.
+            self._remember(obj, obj.value)
+            result = self._clean_array(obj.value, depth) if type(obj.value) is np.ndarray else obj.value
+        elif kind is _PendingDtype:
+            result = _resolve_dtype(obj)
+        elif kind is dict or kind is OrderedDict:
+            result = self._clean_dict(obj, depth)
+        elif kind is list:
+            self._remember(obj, obj)
+            for index, item in enumerate(obj):
+                new = self.clean(item, depth + 1)
+                if new is not item:
+                    obj[index] = new
+            result = obj
+        elif kind is tuple or kind is frozenset:
+            # Immutable: while it is being walked it stands for itself (a cycle back to it keeps
+            # the original), and a copy replaces it only if an item changed.
+            self._remember(obj, obj)
+            items = [self.clean(item, depth + 1) for item in obj]
+            result = kind(items) if any(new is not old for new, old in zip(items, obj)) else obj
+        elif kind is set:
+            self._remember(obj, obj)
+            items = [self.clean(item, depth + 1) for item in obj]
+            if any(new is not old for new, old in zip(items, obj)):
+                set.clear(obj)
+                set.update(obj, items)
+            result = obj
+        else:
+            raise _Refusal(_describe_object(obj), "an object that is not plain data (arrays, numbers, containers)")
+        return self._remember(obj, result)
+
+    def _remember(self, obj, result):
+        self._seen[id(obj)] = (obj, result)
+        return result
+
+    def _clean_dict(self, obj, depth):
+        kind = type(obj)
+        # BUILD can give an OrderedDict instance attributes, and instance attributes shadow
+        # methods such as items(); plain data never has any.
+        if kind is OrderedDict and vars(obj):
+            raise _Refusal("collections.OrderedDict", "an OrderedDict with attributes set on it")
+        self._remember(obj, obj)
+        # The type's own methods are called, never the instance's, for the same reason.
+        items = list(kind.items(obj))
+        cleaned = [(self.clean(key, depth + 1), self.clean(value, depth + 1)) for key, value in items]
+        if any(new_key is not key for (new_key, _), (key, _) in zip(cleaned, items)):
+            kind.clear(obj)
+            for key, value in cleaned:
+                kind.__setitem__(obj, key, value)
+        else:
+            for (key, value), (_, old) in zip(cleaned, items):
+                if value is not old:
+                    kind.__setitem__(obj, key, value)
+        return obj
+
+    def _clean_array(self, array: np.ndarray, depth: int) -> np.ndarray:
+        self._remember(array, array)
+        # Only plain object arrays hold Python objects: structured types with object fields are
+        # refused when their data type is built.
+        if array.dtype.kind == "O":
+            for index in np.ndindex(array.shape):
+                item = array[index]
+                new = self.clean(item, depth + 1)
+                if new is not item:
+                    # A full integer index stores the object itself, even a list or an array.
+                    array[index] = new
+        return array
+
+
+# ---------------------------------------------------------------------------------------------
+# The public loader
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_header_3_0(f):
+    # numpy has no public reader for format 3.0 headers (1.0 and 2.0 have one each); np.load uses
+    # this private function, which numpy 2 moved to numpy.lib._format_impl.
+    reader = getattr(npy_format, "_read_array_header", None)
+    if reader is None:
+        try:
+            reader = importlib.import_module("numpy.lib._format_impl")._read_array_header
+        except (ImportError, AttributeError):
+            raise ValueError("this numpy cannot read NPY format 3.0 headers") from None
+    return reader(f, version=(3, 0))
+
+
+def _read_header(f, path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    try:
+        version = npy_format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = npy_format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = npy_format.read_array_header_2_0(f)
+        elif version == (3, 0):
+            shape, _, dtype = _read_header_3_0(f)
+        else:
+            raise ValueError(f"NPY format version {version[0]}.{version[1]} is not one numpy writes")
+    except ValueError as error:
+        raise ProcFileError(
+            f"'{path}' is not a readable .npy file ({error}). A Facemap results file is the '*_proc.npy' "
+            "Facemap writes; if it was cut short, run Facemap on the video again."
+        ) from error
+    return shape, dtype
+
+
+def load_proc_npy(path: str | os.PathLike) -> dict:
+    """Load a Facemap ``*_proc.npy`` results file without running code from its pickle.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npy`` file Facemap wrote (``<video>_proc.npy``).
+
+    Returns
+    -------
+    dict
+        The results dict, equal to ``np.load(path, allow_pickle=True).item()`` for a file Facemap
+        wrote, with every array a plain ``numpy.ndarray``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    UnsafePickleError
+        When the pickle asks for a global outside the allowlist, holds an object that is not
+        plain data, or describes a data type whose flags would make numpy misread memory.
+        Nothing the file names is called or imported.
+    ProcFileError
+        When the file is not an ``.npy`` file, is truncated or corrupt, holds a plain
+        (non-object) array, or holds something other than a dict.
+
+    Notes
+    -----
+    Numpy 1 and numpy 2 files load under either numpy: numpy 2 pickles name
+    ``numpy._core.multiarray`` where numpy 1 names ``numpy.core.multiarray``, and both names map
+    to the same checked stand-ins here.
+    """
+    path = Path(path)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "No Facemap results file (*_proc.npy) at this path", str(path)) from None
+    with f:
+        shape, dtype = _read_header(f, path)
+        if not dtype.hasobject:
+            raise ProcFileError(
+                f"'{path}' holds a plain {dtype} array of shape {shape}, but a Facemap results file holds a "
+                "pickled dict (np.save of Facemap's proc dict). Pass the '*_proc.npy' file Facemap wrote."
+            )
+        try:
+            # encoding/fix_imports are np.load's defaults, so Python 2 era files behave the same.
+            result = _RestrictedUnpickler(f, encoding="ASCII", fix_imports=True).load()
+            result = _Cleaner().clean(result)
+        except _Refusal as refusal:
+            message = f"Refusing to load '{path}': its pickle asks for '{refusal.refused}' ({refusal.reason}). "
+            if refusal.is_global:
+                message += "Unpickling it with np.load could run code on this computer. "
+            raise UnsafePickleError(message + _FIX, path=str(path), refused=refusal.refused) from None
+        except (
+            pickle.UnpicklingError,
+            EOFError,
+            ValueError,
+            TypeError,
+            IndexError,
+            KeyError,
+            AttributeError,
+            OverflowError,
+            RecursionError,
+        ) as error:
+            raise ProcFileError(
+                f"'{path}' is truncated or corrupt: its pickled contents could not be read "
+                f"({type(error).__name__}: {error}). Run Facemap on the video again to re-create it."
+            ) from error
+        except MemoryError as error:
+            # Python's unpickler allocates what a length field claims before reading, so a damaged
+            # length asks for terabytes; a real file this large would not fit in memory either.
+            raise ProcFileError(
+                f"'{path}' ({path.stat().st_size} bytes) could not be read: its pickle asks for more memory than "
+                "is available. Either the file is corrupt (a damaged length field) or it is too large for this "
+                "computer's memory."
+            ) from error
+    return _unwrap(result, path)
+
+
+def _unwrap(result, path: Path) -> dict:
+    # np.save stores the dict as a 0-d object array; a bare dict is accepted too, since that is
+    # what the pickle of a hand-written file may hold and it is just as plain.
+    if type(result) is np.ndarray:
+        if result.dtype.kind != "O" or result.size != 1:
+            raise ProcFileError(
+                f"'{path}' holds a {result.dtype} array of shape {result.shape}, not the dict a Facemap results "
+                "file holds. Pass the '*_proc.npy' file Facemap wrote."
+            )
+        result = result.reshape(-1)[0]
+    if not isinstance(result, dict):
+        raise ProcFileError(
+            f"'{path}' holds a {type(result).__name__}, not the dict a Facemap results file holds. "
+            "Pass the '*_proc.npy' file Facemap wrote."
+        )
+    return result

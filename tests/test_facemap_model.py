@@ -1,0 +1,252 @@
+"""Facemap outputs built by hand (no Facemap needed): mapping rules, the anchors' faults done better,
+bad results files, and the NWB round trip on both backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from facemap_nwb.cli import main
+from facemap_nwb.convert import convert_facemap_output
+from facemap_nwb.loaders.facemap import load_facemap_results
+from facemap_nwb.nwb.io import read_facemap_nwb
+
+from .conftest import CREATION
+from .test_recording_nwb import SESSION, SUBJECT, serious_inspector_messages
+
+METADATA = {"NWBFile": dict(SESSION), "Subject": SUBJECT}
+T = 40  # frames
+
+
+def _roi(rind, x, y, w, h, **extra):
+    yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    ellipse = ((yy + 0.5 - h / 2) / (h / 2)) ** 2 + ((xx + 0.5 - w / 2) / (w / 2)) ** 2 <= 1
+    roi = dict(rind=rind, rtype="x", iROI=0, ivid=0, color=(255, 0, 0), saturation=90.0, pupil_sigma=2.0)
+    roi.update(yrange=np.arange(y, y + h, dtype=np.int32), xrange=np.arange(x, x + w, dtype=np.int32), ellipse=ellipse)
+    roi.update(extra)
+    return roi
+
+
+def hand_built_proc(frames: int = T, *, multi_segment: bool = True) -> dict:
+    """A Facemap-shaped dict for a 60 x 80 video, sbin 2: full frame plus two motion ROIs and one of each
+    other kind. Component counts (7, 5, 3) differ from every spatial size so a wrong axis shows."""
+    rng = np.random.default_rng(7)  # the same dict on every call
+    f32 = np.float32
+    shapes = [(30, 40, 7), (6, 9, 5), (4, 5, 3)]  # (bins y, bins x, components) of full frame, motion0, motion1
+    masks = [rng.normal(size=s).astype(f32) for s in shapes]
+    projections = [rng.normal(size=(frames, s[2])).astype(f32) for s in shapes]
+    movie_masks = [rng.normal(size=s).astype(f32) for s in shapes]
+    movie_projections = [rng.normal(size=(frames, s[2])).astype(f32) for s in shapes]
+    rois = [
+        _roi(1, 10, 20, 18, 12, yrange_bin=np.arange(10, 16), xrange_bin=np.arange(5, 14)),
+        _roi(0, 40, 5, 10, 8),
+        _roi(2, 50, 5, 10, 8),
+        _roi(3, 60, 30, 16, 16),
+        _roi(1, 30, 40, 10, 8, yrange_bin=np.arange(20, 24), xrange_bin=np.arange(15, 20)),
+    ]
+    sv = np.array([9.0, 5.0, 2.0] + [0.0] * 497, f32) if multi_segment else np.zeros(500, f32)
+    return {
+        "filenames": [["face.mp4"]],
+        "save_path": None,
+        "Ly": [60],
+        "Lx": [80],
+        "sbin": 2,
+        "fullSVD": True,
+        "save_mat": False,
+        "Lybin": np.array([30], np.int32),
+        "Lxbin": np.array([40], np.int32),
+        "sybin": np.array([0]),
+        "sxbin": np.array([0]),
+        "LYbin": 30,
+        "LXbin": 40,
+        "avgframe": [rng.random((30, 40)).astype(f32)],
+        "avgmotion": [rng.random((30, 40)).astype(f32)],
+        "avgframe_reshape": rng.random((30, 40)).astype(f32),
+        "avgmotion_reshape": rng.random((30, 40)).astype(f32),
+        "motion": [rng.random(frames).astype(f32) for _ in range(3)],
+        "motSv": sv[:3] if multi_segment else sv,
+        "movSv": sv[:3] if multi_segment else sv,
+        "motMask": [m.reshape(-1, m.shape[-1]) for m in masks],
+        "movMask": [m.reshape(-1, m.shape[-1]) for m in movie_masks],
+        "motMask_reshape": masks,
+        "movMask_reshape": movie_masks,
+        "motSVD": projections,
+        "movSVD": movie_projections,
+        "pupil": [
+            {
+                "area": rng.random(frames),
+                "com": rng.random((frames, 2)),
+                "axdir": rng.random((frames, 2, 2)),
+                "axlen": rng.random((frames, 2)),
+                "area_smooth": rng.random(frames),
+                "com_smooth": rng.random((frames, 2)),
+            }
+        ],
+        "running": [rng.random((frames, 2))],
+        "blink": [rng.random(frames)],
+        "rois": rois,
+        "sy": np.array([0]),
+        "sx": np.array([0]),
+    }
+
+
+@pytest.fixture
+def proc_file(tmp_path):
+    def make(frames=T, **kwargs):
+        path = tmp_path / "face_proc.npy"
+        np.save(path, hand_built_proc(frames, **kwargs), allow_pickle=True)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def video(face_video):
+    return face_video("face.mp4", n_frames=T, height=60, width=80, creation_time=CREATION)
+
+
+def test_component_axis_each_region_and_movie_svd(proc_file, video, tmp_path):
+    proc = hand_built_proc()
+    out = convert_facemap_output(proc_file(), [video], tmp_path / "a.nwb", metadata=METADATA)
+    back = read_facemap_nwb(out)
+    names = [r.name for r in back.regions]
+    assert names == ["full_frame", "motion0", "pupil0", "blink0", "running0", "motion1"]
+    slot_region = {0: 0, 1: 1, 2: 5}  # Facemap's slot j -> our region row
+    for slot, region in slot_region.items():
+        assert_array_equal(back.motion_energy[region], proc["motion"][slot], err_msg=f"motion trace of slot {slot}")
+        for kind, key in (("motion", "mot"), ("movie", "mov")):
+            (svd,) = [s for s in back.svds(kind) if s.region == region]
+            k = proc[f"{key}SVD"][slot].shape[1]
+            assert svd.projections.shape == (T, k)
+            assert svd.masks.shape == (k, *proc[f"{key}Mask_reshape"][slot].shape[:2])
+            for component in range(k):  # component j of the masks is Facemap's [:, :, j]
+                assert_array_equal(svd.masks[component], proc[f"{key}Mask_reshape"][slot][:, :, component])
+                assert_array_equal(svd.projections[:, component], proc[f"{key}SVD"][slot][:, component])
+    assert back.movie_svd, "movie SVD must be written"
+
+
+def test_singular_values_never_on_the_wrong_region(proc_file, video, tmp_path):
+    proc = hand_built_proc()
+    back = read_facemap_nwb(convert_facemap_output(proc_file(), [video], tmp_path / "s.nwb", metadata=METADATA))
+    for kind, key in (("motion", "mot"), ("movie", "mov")):
+        by_region = {s.region: s for s in back.svds(kind)}
+        # Facemap's motSv belongs to the last region of its loop (slot 2 = motion1, region row 5).
+        assert by_region[5].singular_values_source == "facemap"
+        assert_array_equal(by_region[5].singular_values, proc[f"{key}Sv"])
+        for slot, region in ((0, 0), (1, 1)):
+            assert by_region[region].singular_values_source == "projection_norms"
+            expected = np.sqrt((proc[f"{key}SVD"][slot].astype(np.float64) ** 2).sum(axis=0))
+            assert_allclose(by_region[region].singular_values, expected, rtol=1e-6)
+
+
+def test_one_segment_singular_values_from_mask_norms(proc_file, video, tmp_path):
+    proc = hand_built_proc(multi_segment=False)
+    back = load_facemap_results(proc_file(multi_segment=False))
+    for svd, slot in zip(back.motion_svd, (0, 1, 2)):
+        assert svd.singular_values_source == "mask_norms"
+        m = proc["motMask"][slot].astype(np.float64)
+        assert_allclose(svd.singular_values, np.sqrt((m**2).sum(axis=0)), rtol=1e-6)
+
+
+def test_frame_count_mismatch_is_refused(proc_file, face_video, tmp_path, capsys):
+    longer = face_video("longer.mp4", n_frames=T + 5, height=60, width=80, creation_time=CREATION)
+    with pytest.raises(ValueError, match=rf"results hold {T} frames but the video .* has {T + 5}"):
+        convert_facemap_output(proc_file(), [longer], tmp_path / "x.nwb", metadata=METADATA)
+    out = tmp_path / "cli.nwb"
+    assert main(["convert", str(proc_file()), "--video", str(longer), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{T} frames" in err and f"{T + 5}" in err and "longer.mp4" in err
+    assert not list(tmp_path.glob("*.nwb")) and not list(tmp_path.glob(".*partial*"))
+
+
+def test_frame_size_mismatch_is_refused(proc_file, face_video, tmp_path):
+    other = face_video("other.mp4", n_frames=T, height=64, width=80, creation_time=CREATION)
+    with pytest.raises(ValueError, match=r"view 0 is 80x60 pixels but the video .*other.mp4' is 80x64"):
+        convert_facemap_output(proc_file(), [other], tmp_path / "x.nwb", metadata=METADATA)
+
+
+def test_frame_rate_is_a_float(proc_file, face_video, tmp_path):
+    video = face_video("ntsc.mp4", n_frames=T, height=60, width=80, rate=30000 / 1001, creation_time=CREATION)
+    out = convert_facemap_output(proc_file(), [video], tmp_path / "ntsc.nwb", metadata=METADATA)
+    from pynwb import NWBHDF5IO
+
+    with NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        assert_allclose(nwb.acquisition["FaceCamera"].rate, 30000 / 1001, rtol=1e-12)
+        assert_allclose(nwb.processing["behavior"]["MotionEnergy"]["full_frame"].rate, 30000 / 1001, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["hdf5", "zarr"])
+def test_round_trip_both_backends(proc_file, video, tmp_path, backend):
+    proc = hand_built_proc()
+    name = "rt.nwb" if backend == "hdf5" else "rt.nwb.zarr"
+    out = convert_facemap_output(proc_file(), [video], tmp_path / name, metadata=METADATA, backend=backend)
+    with read_facemap_nwb(out, lazy=True) as back:
+        assert_array_equal(back.motion_svd[0].projections[:], proc["motSVD"][0])
+        assert_array_equal(back.pupils[0].center_smooth[:], proc["pupil"][0]["com_smooth"])
+        assert_array_equal(back.running[4][:], proc["running"][0])
+    assert serious_inspector_messages(out) == [] if backend == "hdf5" else True
+
+
+def test_signal_selection_and_components(proc_file, video, tmp_path):
+    out = tmp_path / "some.nwb"
+    code = main(
+        [
+            "convert",
+            str(proc_file()),
+            "--video",
+            str(video),
+            "-o",
+            str(out),
+            "--signals",
+            "motion_svd,pupil",
+            "--n-components",
+            "2",
+            "--metadata",
+            str(_metadata_file(tmp_path)),
+        ]
+    )
+    assert code == 0
+    back = read_facemap_nwb(out)
+    assert back.motion_energy == {} and back.movie_svd == [] and back.blinks == {}
+    assert [s.n_components for s in back.motion_svd] == [2, 2, 2]
+    assert len(back.pupils) == 1
+
+
+def _metadata_file(folder):
+    import yaml
+
+    path = folder / "meta.yaml"
+    path.write_text(yaml.safe_dump({"NWBFile": dict(SESSION), "Subject": SUBJECT}))
+    return path
+
+
+def test_malformed_results_file(tmp_path, video):
+    bad = tmp_path / "bad_proc.npy"
+    np.save(bad, {"sbin": 2, "Ly": [60]}, allow_pickle=True)
+    with pytest.raises(ValueError, match=r"bad_proc.npy' is not a Facemap output this loader understands"):
+        load_facemap_results(bad)
+    other = tmp_path / "notes_proc.txt"
+    other.write_text("x")
+    with pytest.raises(ValueError, match="expected a '_proc.npy' or '_proc.mat'"):
+        load_facemap_results(other)
+
+
+def test_malicious_results_file_runs_no_code_and_leaves_no_output(tmp_path, video, capsys):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil_proc.npy"
+    np.save(evil, {"sbin": 2, "motion": [Payload()]}, allow_pickle=True)
+    out = tmp_path / "evil.nwb"
+    assert main(["convert", str(evil), "--video", str(video), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "evil_proc.npy" in err and "os" in err and "system" in err
+    assert not marker.exists(), "the pickled code ran"
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))

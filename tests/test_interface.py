@@ -1,0 +1,98 @@
+"""FacemapInterface: neuroconv's own interface checks, and an NWBConverter next to a video interface."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+pytest.importorskip("facemap", reason="needs Facemap (the 'facemap' extra) to make the outputs")
+
+from neuroconv import NWBConverter  # noqa: E402
+from neuroconv.datainterfaces import ExternalVideoInterface  # noqa: E402
+from neuroconv.tools.testing.data_interface_mixins import (  # noqa: E402
+    DataInterfaceTestMixin,
+    TemporalAlignmentMixin,
+)
+
+from facemap_nwb.interfaces import FacemapInterface  # noqa: E402
+from facemap_nwb.nwb.io import read_facemap_nwb  # noqa: E402
+
+from .conftest import trusted_proc  # noqa: E402
+from .test_recording_nwb import serious_inspector_messages  # noqa: E402
+
+pytestmark = pytest.mark.facemap
+
+
+class TestFacemapInterface(DataInterfaceTestMixin, TemporalAlignmentMixin):
+    data_interface_cls = FacemapInterface
+    interface_kwargs = {}
+
+    @pytest.fixture(autouse=True, scope="class")
+    @classmethod
+    def _source(cls, synthetic_facemap):
+        cls.interface_kwargs = dict(
+            file_path=str(synthetic_facemap["npy"]), video_file_paths=[str(synthetic_facemap["video"])]
+        )
+        cls.proc = trusted_proc(synthetic_facemap["npy"])
+
+    def check_extracted_metadata(self, metadata):
+        assert metadata["Behavior"]["Facemap"]["task_id"] == "0"
+        assert metadata["Devices"]["facemap_camera"]["name"] == "FaceCamera"
+        assert metadata["NWBFile"]["session_start_time"].year == 2023  # the video's creation time
+
+    def check_read_nwb(self, nwbfile_path):
+        results = read_facemap_nwb(nwbfile_path)
+        assert_array_equal(results.motion_energy[0], self.proc["motion"][0])
+        assert_array_equal(results.motion_svd[0].projections, self.proc["motSVD"][0])
+        assert_array_equal(results.pupils[0].area, self.proc["pupil"][0]["area"])
+
+
+def test_interface_inside_converter_with_video(synthetic_facemap, tmp_path, monkeypatch):
+    class Converter(NWBConverter):
+        data_interface_classes = dict(Video=ExternalVideoInterface, Facemap=FacemapInterface)
+
+    # ExternalVideoInterface stores the path as given: give it relative to the NWB file's folder.
+    monkeypatch.chdir(synthetic_facemap["video"].parent)
+    video = synthetic_facemap["video"].name
+    converter = Converter(
+        source_data=dict(
+            Video=dict(file_paths=[video], video_name="FaceVideo"),
+            Facemap=dict(file_path=str(synthetic_facemap["npy"]), video_file_paths=[video]),
+        )
+    )
+    metadata = converter.get_metadata()
+    metadata["Behavior"]["Facemap"]["video_name"] = "FaceVideo"
+    metadata["Subject"] = dict(subject_id="m1", species="Mus musculus", sex="F", age="P60D")
+    out = synthetic_facemap["video"].parent / "converted.nwb"
+    converter.run_conversion(nwbfile_path=str(out), metadata=metadata)
+
+    from pynwb import NWBHDF5IO, validate
+
+    errors = validate(path=str(out))
+    assert not (errors[0] if isinstance(errors, tuple) else errors)
+    with NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        assert list(nwb.acquisition) == ["FaceVideo"], "the Facemap interface must link to the video, not add another"
+        svd = nwb.processing["behavior"]["MotionSVD_full_frame"]
+        assert svd.source_video.name == "FaceVideo"
+        assert nwb.processing["behavior"]["FacemapTask"].regions["source_video"][0].name == "FaceVideo"
+    assert serious_inspector_messages(out) == []
+    out.unlink()
+
+
+def test_aligned_timestamps_are_written(synthetic_facemap, tmp_path):
+    interface = FacemapInterface(file_path=synthetic_facemap["npy"], video_file_paths=[synthetic_facemap["video"]])
+    aligned = interface.get_original_timestamps() * 1.001 + 12.5
+    interface.set_aligned_timestamps(aligned)
+    out = tmp_path / "aligned.nwb"
+    metadata = interface.get_metadata()
+    metadata["Subject"] = dict(subject_id="m1", species="Mus musculus", sex="F", age="P60D")
+    interface.run_conversion(nwbfile_path=str(out), metadata=metadata)
+    from pynwb import NWBHDF5IO
+
+    with NWBHDF5IO(str(out), "r") as io:
+        series = io.read().processing["behavior"]["MotionEnergy"]["full_frame"]
+        np.testing.assert_allclose(series.timestamps[:], aligned)
+    with pytest.raises(ValueError, match="Got 3 aligned timestamps for 300 frames"):
+        interface.set_aligned_timestamps([1.0, 2.0, 3.0])

@@ -1,0 +1,463 @@
+"""The safe ``*_proc.npy`` loader: Facemap results load exactly; crafted pickles are refused before any code runs."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import pickle
+import shlex
+import subprocess
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+from numpy.lib import format as npy_format
+from numpy.testing import assert_array_equal
+
+from facemap_nwb.loaders.safe_pickle import ProcFileError, UnsafePickleError, load_proc_npy
+
+# numpy's own pickling callables, taken from what numpy itself pickles so the crafted files name them
+# exactly as this numpy does (numpy.core.* under numpy 1, numpy._core.* under numpy 2).
+RECONSTRUCT = np.empty(1).__reduce__()[0]
+SCALAR = np.float64(1).__reduce__()[0]
+FROMBUFFER = np.empty(1).__reduce_ex__(5)[0]
+
+
+class Reduce:
+    """Pickles as ``func(*args)``, followed by a BUILD with ``state`` when one is given."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+def facemap_like() -> dict:
+    """A dict shaped like Facemap's proc dict, with every kind of value Facemap stores."""
+    rng = np.random.default_rng(7)
+    avgframe = rng.random((101, 99), dtype=np.float32)
+    shared = rng.random(20)
+    return {
+        "filenames": [
+            ["/data/cam0_part1.mp4", "/data/cam0_part2.mp4"],
+            ["/data/cam1_part1.mp4", "/data/cam1_part2.mp4"],
+        ],
+        "save_path": "/data/out",
+        "Ly": [406, 240],
+        "Lx": [396, 320],
+        "sbin": 4,
+        "fullSVD": True,
+        "save_mat": False,
+        "iframes": None,
+        "Lybin": np.array([101, 60], dtype=np.int32),
+        "sybin": np.array([0, 101]),
+        "LYbin": np.int64(161),
+        "LXbin": np.int64(99),
+        "avgframe": [avgframe, rng.random((60, 80), dtype=np.float32)],
+        "avgframe_reshape": avgframe.copy(),
+        "motion": [rng.random(50, dtype=np.float32) for _ in range(3)],
+        "motSv": rng.random(10, dtype=np.float32),
+        "motSVD": [rng.standard_normal((50, 10), dtype=np.float32) for _ in range(3)],
+        "motMask_reshape": [rng.standard_normal((19, 30, 10), dtype=np.float32) for _ in range(3)],
+        "motMask_fortran": np.asfortranarray(rng.standard_normal((30, 10), dtype=np.float32)),
+        "motMask_strided": rng.standard_normal((30, 20), dtype=np.float32)[:, ::2],
+        "empty": np.zeros((0, 5), dtype=np.float32),
+        "pupil": [
+            {
+                "area": rng.random(50),
+                "com": rng.random((50, 2)),
+                "axdir": rng.random((50, 2, 2)),
+                "axlen": rng.random((50, 2)),
+                "area_smooth": rng.random(50),
+                "com_smooth": rng.random((50, 2)),
+            }
+        ],
+        "running": [rng.random((50, 2))],
+        "blink": [rng.random(50)],
+        "rois": [
+            {
+                "rind": 1,
+                "rtype": "motion SVD",
+                "iROI": 0,
+                "ivid": 0,
+                "color": (255, 0, 0),
+                "yrange": np.arange(10, 90, dtype=np.int32),
+                "xrange": np.arange(5, 125, dtype=np.int32),
+                "saturation": 0.0,
+                "pupil_sigma": 2.0,
+                "ellipse": rng.random((80, 120)) > 0.5,
+            },
+            {
+                "rind": 0,
+                "rtype": "Pupil",
+                "iROI": 1,
+                "ivid": 0,
+                "color": (0, 255, 0),
+                "yrange": np.arange(30, dtype=np.int32),
+                "xrange": np.arange(40, dtype=np.int32),
+                "saturation": 80.0,
+                "pupil_sigma": 2.0,
+                "ellipse": np.zeros((30, 40), dtype=bool),
+            },
+        ],
+        # The same array twice: np.load keeps it one object, and so must the loader.
+        "shared_a": shared,
+        "shared_b": shared,
+    }
+
+
+def assert_same(actual, expected, where="proc"):
+    """Compare recursively: same types, same keys and lengths, arrays equal in dtype, shape and values."""
+    assert type(actual) is type(expected), f"{where}: {type(actual)} != {type(expected)}"
+    if isinstance(expected, dict):
+        assert list(actual) == list(expected), where
+        for key in expected:
+            assert_same(actual[key], expected[key], f"{where}[{key!r}]")
+    elif isinstance(expected, (list, tuple)):
+        assert len(actual) == len(expected), where
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            assert_same(a, e, f"{where}[{index}]")
+    elif isinstance(expected, np.ndarray):
+        assert actual.dtype == expected.dtype and actual.shape == expected.shape, where
+        if expected.dtype.hasobject:
+            for a, e in zip(actual.ravel(), expected.ravel()):
+                assert_same(a, e, f"{where}[...]")
+        else:
+            assert_array_equal(actual, expected, err_msg=where)
+    elif isinstance(expected, (set, frozenset)):
+        assert actual == expected, where
+    else:
+        assert actual == expected, where
+
+
+def object_array(value) -> np.ndarray:
+    holder = np.empty((), dtype=object)
+    holder[()] = value
+    return holder
+
+
+def write_npy(path, pickled: bytes):
+    """Write an .npy file by hand: the header of a 0-d object array, then ``pickled``."""
+    with open(path, "wb") as f:
+        npy_format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": ()})
+        f.write(pickled)
+    return path
+
+
+def write_pickle(path, obj, protocol=3):
+    return write_npy(path, pickle.dumps(object_array(obj), protocol=protocol))
+
+
+def np_load_in_subprocess(path):
+    """Load ``path`` the unsafe way, in a separate Python, as the control for the refusal tests."""
+    code = "import sys, numpy; numpy.load(sys.argv[1], allow_pickle=True)"
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real results load exactly
+# ---------------------------------------------------------------------------------------------
+
+
+def test_facemap_like_dict_round_trips(tmp_path):
+    expected = facemap_like()
+    path = tmp_path / "cam_proc.npy"
+    np.save(path, expected)
+
+    loaded = load_proc_npy(path)
+
+    assert_same(loaded, expected)
+    assert_same(loaded, np.load(path, allow_pickle=True).item())
+    assert loaded["shared_a"] is loaded["shared_b"]
+    assert loaded["avgframe"][0].flags.writeable
+    assert load_proc_npy(str(path)).keys() == expected.keys()
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_pickle_protocols_load(tmp_path, protocol):
+    expected = facemap_like()
+    pickled = pickle.dumps(object_array(expected), protocol=protocol)
+    path = write_npy(tmp_path / f"p{protocol}_proc.npy", pickled)
+
+    loaded = load_proc_npy(path)
+
+    assert_same(loaded, expected)
+    assert_same(loaded, pickle.loads(pickled).item())
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 3, 4, 5])
+def test_plain_values_of_every_kind_load(tmp_path, protocol):
+    expected = {
+        "complex": 1 + 2j,
+        "big_int": 2**100,
+        "set": {1, 2, 3},
+        "frozenset": frozenset({"a", "b"}),
+        "ordered": OrderedDict([("b", 1), ("a", [np.arange(3)])]),
+        "bytes": b"\x00\xffraw",
+        "empty_bytes": b"",
+        "bytearray": bytearray(b"xyz"),
+        "float64": np.float64(2.5),
+        "bool_": np.bool_(True),
+        "str_": np.str_("caf\u00e9"),
+        "datetime": np.datetime64("2024-01-02T03:04:05", "ns"),
+        "dtype": np.dtype(">i4"),
+        "unicode": np.array(["a", "bcd"]),
+        "datetimes": np.array(["2024-01-01", "2024-06-01"], dtype="M8[D]"),
+        "big_endian": np.arange(300, dtype=">f8"),
+        "structured": np.array([(1, 2.0), (3, 4.0)], dtype=[("x", "<i4"), ("y", "<f8")]),
+        "subarray_field": np.zeros(2, dtype=[("xy", "<f4", (2,))]),
+        "object_array": np.array([[1, "a"], [None, [1, 2]]], dtype=object),
+        "nested_arrays": np.array([np.arange(2), np.arange(3.0)], dtype=object),
+        "tuple_key": {(1, "a"): "value"},
+    }
+    pickled = pickle.dumps(object_array(expected), protocol=protocol)
+    path = write_npy(tmp_path / "plain_proc.npy", pickled)
+
+    loaded = load_proc_npy(path)
+
+    assert_same(loaded, pickle.loads(pickled).item())
+    # numpy itself unpickles a big-endian array as a native one; everything else is as saved.
+    assert_array_equal(loaded.pop("big_endian"), expected.pop("big_endian"))
+    assert_same(loaded, expected)
+    assert loaded["dtype"] == np.dtype(">i4")
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
+def test_npy_header_versions_load(tmp_path, version):
+    expected = facemap_like()
+    path = tmp_path / "v_proc.npy"
+    with open(path, "wb") as f:
+        npy_format.write_array(f, object_array(expected), version=version, allow_pickle=True)
+    assert npy_format.read_magic(open(path, "rb")) == version
+
+    assert_same(load_proc_npy(path), expected)
+
+
+def test_numpy_1_and_numpy_2_module_names_both_load(tmp_path):
+    # np.save uses protocol 3, where globals are spelled as text lines, so one spelling can be
+    # swapped for the other to get the file the other numpy major version writes.
+    expected = facemap_like()
+    pickled = pickle.dumps(object_array(expected), protocol=3)
+    this, other = (b"numpy._core.", b"numpy.core.") if b"numpy._core." in pickled else (b"numpy.core.", b"numpy._core.")
+    assert this in pickled
+    for name, data in [("this", pickled), ("other", pickled.replace(this, other))]:
+        assert_same(load_proc_npy(write_npy(tmp_path / f"{name}_proc.npy", data)), expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Malicious files are refused and their code does not run
+# ---------------------------------------------------------------------------------------------
+
+
+def _payloads(marker):
+    code = f"open({str(marker)!r}, 'w').close()"
+    payloads = {
+        "builtins.exec": Reduce(builtins.exec, (code,)),
+        "subprocess.check_call": Reduce(subprocess.check_call, ([sys.executable, "-c", code],)),
+    }
+    if os.name == "posix":
+        command = f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
+        payloads[f"{os.system.__module__}.system"] = Reduce(os.system, (command,))
+    return payloads
+
+
+@pytest.mark.parametrize("callable_name", ["builtins.exec", "subprocess.check_call", "os.system"])
+def test_code_in_the_pickle_does_not_run(tmp_path, callable_name):
+    marker = tmp_path / "pwned"
+    payloads = _payloads(marker)
+    if callable_name == "os.system":
+        if os.name != "posix":
+            pytest.skip("the os.system payload uses a POSIX shell")
+        callable_name = f"{os.system.__module__}.system"
+    proc = facemap_like()
+    proc["motion"] = payloads[callable_name]
+    path = write_pickle(tmp_path / "evil_proc.npy", proc)
+
+    with pytest.raises(UnsafePickleError) as caught:
+        load_proc_npy(path)
+
+    assert not marker.exists(), "the payload ran"
+    message = str(caught.value)
+    assert str(path) in message and callable_name in message and "Facemap" in message
+    assert caught.value.refused == callable_name and caught.value.path == str(path)
+    assert isinstance(caught.value, ValueError)
+    # Control: the same file really is dangerous, so the test above would catch a loader that ran it.
+    result = np_load_in_subprocess(path)
+    assert result.returncode == 0, result.stderr
+    assert marker.exists(), "control failed: np.load(allow_pickle=True) did not run the payload"
+
+
+def test_payload_nested_deep_in_the_dict_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    proc = facemap_like()
+    proc["rois"][1]["extra"] = [0, ("a", [{"deeper": [1.0, _payloads(marker)["builtins.exec"]]}])]
+    path = write_pickle(tmp_path / "nested_proc.npy", proc)
+
+    with pytest.raises(UnsafePickleError, match="builtins.exec") as caught:
+        load_proc_npy(path)
+
+    assert not marker.exists()
+    assert str(path) in str(caught.value)
+    assert np_load_in_subprocess(path).returncode == 0 and marker.exists(), "control failed"
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "refused"),
+    [
+        ("builtins", "eval", "builtins.eval"),
+        ("__builtin__", "eval", "builtins.eval"),
+        ("builtins", "getattr", "builtins.getattr"),
+        ("posix", "system", "posix.system"),
+        ("nt", "system", "nt.system"),
+        ("subprocess", "Popen", "subprocess.Popen"),
+        ("copyreg", "_reconstructor", "copyreg._reconstructor"),
+        ("numpy", "load", "numpy.load"),
+        ("numpy.testing._private.utils", "runstring", "numpy.testing._private.utils.runstring"),
+        ("numpy.ma.core", "_mareconstruct", "numpy.ma.core._mareconstruct"),
+        ("numpy.core.multiarray", "_reconstruct.__globals__", "numpy.core.multiarray._reconstruct.__globals__"),
+        ("a_module_that_is_never_imported", "f", "a_module_that_is_never_imported.f"),
+    ],
+)
+def test_globals_outside_the_allowlist_are_refused(tmp_path, module, name, refused):
+    # PROTO 2, GLOBAL module name, EMPTY_TUPLE, REDUCE, STOP: call module.name().
+    path = write_npy(tmp_path / "global_proc.npy", b"\x80\x02c%s\n%s\n)R." % (module.encode(), name.encode()))
+
+    with pytest.raises(UnsafePickleError) as caught:
+        load_proc_npy(path)
+
+    assert caught.value.refused == refused
+    assert str(path) in str(caught.value) and refused in str(caught.value)
+    assert "a_module_that_is_never_imported" not in sys.modules
+
+
+def test_object_dtype_with_forged_flags_is_refused(tmp_path):
+    # An object dtype whose pickled flags say "plain data" would make numpy read these bytes as
+    # object addresses and crash; the loader rebuilds every dtype and refuses the forged one.
+    forged = Reduce(np.dtype, ("O8", False, True), (3, "|", None, None, None, -1, -1, 0))
+    array = Reduce(RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2,), forged, False, b"A" * 16))
+    path = write_pickle(tmp_path / "forged_proc.npy", {"motion": array})
+
+    with pytest.raises(UnsafePickleError, match="numpy.dtype") as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value)
+
+
+def test_pickle_cannot_rewrite_numpy_builtin_types(tmp_path):
+    # dtype('f8', False, False) is numpy's shared float64 type; a BUILD on it would change it for
+    # the whole process. The loader always copies, then refuses the forged flags.
+    forged = Reduce(np.dtype, ("f8", False, False), (3, "<", None, None, None, -1, -1, 63))
+    path = write_pickle(tmp_path / "singleton_proc.npy", {"x": forged})
+
+    with pytest.raises(UnsafePickleError, match="numpy.dtype"):
+        load_proc_npy(path)
+    assert np.dtype("f8").flags == np.dtype("f4").flags == 0
+    assert np.zeros(3).sum() == 0
+
+
+def test_forged_dtype_in_a_scalar_or_buffer_is_refused(tmp_path):
+    forged = Reduce(np.dtype, ("O8", False, True), (3, "|", None, None, None, -1, -1, 0))
+    scalar = write_pickle(tmp_path / "scalar_proc.npy", {"x": Reduce(SCALAR, (forged, b"A" * 8))})
+    buffer = write_pickle(tmp_path / "buffer_proc.npy", {"x": Reduce(FROMBUFFER, (b"A" * 8, forged, (1,), "C"))})
+    plain = write_pickle(tmp_path / "object_proc.npy", {"x": Reduce(FROMBUFFER, (b"A" * 8, np.dtype("O"), (1,), "C"))})
+    for path in (scalar, buffer, plain):
+        with pytest.raises(UnsafePickleError, match="numpy"):
+            load_proc_npy(path)
+
+
+def test_ndarray_class_cannot_be_called_directly(tmp_path):
+    # numpy.ndarray(shape, dtype, buffer) would make an array over arbitrary bytes.
+    path = write_pickle(tmp_path / "ndarray_proc.npy", {"x": Reduce(np.ndarray, ((1,), np.dtype("f8"), b"A" * 8))})
+
+    with pytest.raises(UnsafePickleError, match="numpy.ndarray"):
+        load_proc_npy(path)
+
+
+def test_pickle_cannot_change_the_stand_ins(tmp_path):
+    # PROTO 2, GLOBAL numpy dtype, EMPTY_DICT, BINUNICODE 'a', BININT1 1, SETITEM, BUILD, STOP.
+    path = write_npy(tmp_path / "build_proc.npy", b"\x80\x02cnumpy\ndtype\n}X\x01\x00\x00\x00aK\x01sb.")
+
+    with pytest.raises(UnsafePickleError, match="numpy.dtype"):
+        load_proc_npy(path)
+
+
+def test_array_subclasses_are_refused(tmp_path):
+    path = tmp_path / "masked_proc.npy"
+    np.save(path, object_array({"x": np.ma.masked_array([1.0, 2.0], mask=[False, True])}))
+
+    with pytest.raises(UnsafePickleError, match="numpy.ma"):
+        load_proc_npy(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files that are not Facemap results give a clear error naming the file
+# ---------------------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope_proc.npy"
+    with pytest.raises(FileNotFoundError) as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("fraction", [0.02, 0.5, 0.999])
+def test_truncated_file(tmp_path, fraction):
+    whole = tmp_path / "whole_proc.npy"
+    np.save(whole, facemap_like())
+    data = whole.read_bytes()
+    path = tmp_path / "cut_proc.npy"
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+    with pytest.raises(ProcFileError) as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value)
+    assert "truncated" in str(caught.value) or "not a readable .npy" in str(caught.value)
+    assert not isinstance(caught.value, UnsafePickleError)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"not an npy file\n" * 10, b"\x93NUMPY\x09\x00garbage"], ids=["empty", "text", "bad_version"]
+)
+def test_not_an_npy_file(tmp_path, content):
+    path = tmp_path / "text_proc.npy"
+    path.write_bytes(content)
+    with pytest.raises(ProcFileError, match="not a readable .npy file") as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value)
+
+
+def test_pickle_of_a_list_is_not_a_dict(tmp_path):
+    bare = write_npy(tmp_path / "list_proc.npy", pickle.dumps([1, 2, 3], protocol=3))
+    wrapped = write_pickle(tmp_path / "wrapped_list_proc.npy", [np.arange(3), "a"])
+    for path in (bare, wrapped):
+        with pytest.raises(ProcFileError, match="holds a list, not the dict") as caught:
+            load_proc_npy(path)
+        assert str(path) in str(caught.value)
+
+
+def test_object_array_of_many_items_is_not_a_dict(tmp_path):
+    path = tmp_path / "many_proc.npy"
+    np.save(path, np.array([{"a": 1}, {"b": 2}], dtype=object))
+    with pytest.raises(ProcFileError, match=r"shape \(2,\), not the dict") as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value)
+
+
+def test_plain_float_array(tmp_path):
+    path = tmp_path / "floats_proc.npy"
+    np.save(path, np.arange(12.0).reshape(3, 4))
+    with pytest.raises(ProcFileError, match=r"plain float64 array of shape \(3, 4\)") as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value)
+    assert not isinstance(caught.value, UnsafePickleError)
+
+
+def test_deeply_nested_data_is_refused_not_a_crash(tmp_path):
+    deep = []
+    for _ in range(300):
+        deep = [deep]
+    path = write_pickle(tmp_path / "deep_proc.npy", {"x": deep}, protocol=4)
+    with pytest.raises(UnsafePickleError, match="nesting"):
+        load_proc_npy(path)
