@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 
@@ -159,6 +160,61 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _process_parameters(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from .params import FacemapParameters
+
+    if args.rois and Path(args.rois).name.endswith(("_proc.npy", "_proc.mat")):
+        params = FacemapParameters.from_proc(args.rois)
+    elif args.rois:
+        params = FacemapParameters.from_file(args.rois)
+    else:
+        params = FacemapParameters()
+    changes = {}
+    if args.sbin is not None:
+        changes["spatial_bin"] = args.sbin
+    if args.motion_svd is not None:
+        changes["motion_svd"] = args.motion_svd
+    if args.movie_svd is not None:
+        changes["movie_svd"] = args.movie_svd
+    if args.n_components is not None:
+        changes["n_components"] = args.n_components
+    return replace(params, **changes) if changes else params
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from .atomic import check_output_path
+    from .convert import write_results_nwb
+    from .engines import process_recordings
+    from .video import probe_recording
+
+    check_output_path(args.output, overwrite=args.overwrite)
+    params = _process_parameters(args)
+    views = [args.videos, *(args.view or [])]
+    names = ["FaceCamera"] if len(views) == 1 else [f"FaceCamera{i}" for i in range(len(views))]
+    recordings = [probe_recording(files, name=name) for files, name in zip(views, names)]
+    options = {"progress": not args.quiet}
+    if args.engine == "native" and args.memory_budget is not None:
+        options["memory_budget"] = int(args.memory_budget * 2**20)
+    results = process_recordings(recordings, params, engine=args.engine, **options)
+    write_results_nwb(
+        args.output,
+        results,
+        recordings,
+        metadata=_load_metadata(args.metadata),
+        task_id=args.task_id,
+        task_mode="trigger",
+        description=f"Facemap processing by the {args.engine} engine.",
+        backend=args.backend,
+        overwrite=args.overwrite,
+    )
+    if not args.quiet:
+        regions = len(results.regions)
+        _out(f"Wrote {args.output}: {results.frame_count} frames, {regions} region(s), engine {results.engine}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facemap-nwb", description="Facemap face-video analysis to NWB.")
     parser.add_argument("--version", action="version", version=f"facemap-nwb {__version__}")
@@ -209,6 +265,38 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     convert.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
     convert.set_defaults(handler=_cmd_convert)
+
+    proc = commands.add_parser(
+        "process", help="Process video(s) (trigger mode) and write recording and signals to NWB."
+    )
+    proc.add_argument("videos", nargs="+", metavar="VIDEO", help="The camera's video file(s), in playback order.")
+    proc.add_argument(
+        "--view",
+        nargs="+",
+        action="append",
+        metavar="VIDEO",
+        help="Video file(s) of another simultaneous camera; repeat for each further camera.",
+    )
+    proc.add_argument("--output", "-o", required=True, metavar="OUT.nwb", help="NWB file to write.")
+    proc.add_argument(
+        "--rois", metavar="FILE", help="Parameters/ROIs (YAML or JSON), or an existing Facemap _proc file."
+    )
+    proc.add_argument("--sbin", type=int, help="Spatial bin in pixels (Facemap's sbin; default 1).")
+    proc.add_argument(
+        "--motion-svd", action=argparse.BooleanOptionalAction, default=None, help="SVD of motion (default on)."
+    )
+    proc.add_argument(
+        "--movie-svd", action=argparse.BooleanOptionalAction, default=None, help="SVD of the movie (default off)."
+    )
+    proc.add_argument("--n-components", type=int, metavar="N", help="SVD components (default: Facemap's 500).")
+    proc.add_argument("--engine", choices=("native", "facemap"), default="native", help="Engine (default: native).")
+    proc.add_argument("--memory-budget", type=float, metavar="MiB", help="Decoded frames kept in memory (native).")
+    proc.add_argument("--metadata", metavar="META.yaml", help="NWBFile and Subject metadata (neuroconv-style YAML).")
+    proc.add_argument("--task-id", default="0", help="Identifier of the task (default: 0).")
+    proc.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
+    proc.add_argument("--quiet", action="store_true", help="No progress bar and no summary.")
+    proc.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
+    proc.set_defaults(handler=_cmd_process)
 
     demo = commands.add_parser("demo", help="Run the built-in example on a synthetic face video.")
     demo.add_argument(

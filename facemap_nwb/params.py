@@ -276,6 +276,16 @@ class FacemapParameters:
             raise ValueError(f"Parameter file '{path}' must hold a mapping of parameters, not {type(values).__name__}.")
         return cls.from_dict(values, source=f"'{path}'")
 
+    @classmethod
+    def from_proc(cls, path: str | Path) -> FacemapParameters:
+        """The parameters (spatial bin, SVD switches, ROIs) of an existing Facemap ``_proc.npy``/``_proc.mat``.
+
+        The file is read with the safe loader; ROI names follow type and order (``motion0``, ``pupil0``, ...).
+        """
+        from .loaders.facemap import load_facemap_results
+
+        return load_facemap_results(path).parameters
+
     def to_file(self, path: str | Path) -> Path:
         """Write YAML (``.yaml``/``.yml``) or JSON (anything else)."""
         path = Path(path)

@@ -28,7 +28,12 @@ class FrameSource:
     """
 
     def __init__(
-        self, recordings: Sequence[VideoRecording], *, memory_budget: int = DEFAULT_MEMORY_BUDGET, progress=None
+        self,
+        recordings: Sequence[VideoRecording],
+        *,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        progress=None,
+        cache_sbin: int = 1,
     ):
         counts = [r.frame_count for r in recordings]
         if len(set(counts)) != 1:
@@ -42,22 +47,32 @@ class FrameSource:
         self._progress = progress
         self.decodes = 0
         self._cache: list[np.ndarray] | None = None
-        self.cached = self.fits(recordings, memory_budget)
-        if self.cached:
-            self._cache = [np.empty((self.frame_count, h, w), np.uint8) for h, w in self.shapes]
-            for start, frames in self._decode(0, self.frame_count, 512):
-                for cache, view in zip(self._cache, frames):
-                    cache[start : start + len(view)] = view
+        # With cache_sbin > 1 the cache holds bin sums (the engine then never needs raw pixels): the
+        # frames this source yields are (frames, bins y, bins x) sums, to be scaled by 1 / cache_sbin**2.
+        self.cached = self.fits(recordings, memory_budget, cache_sbin)
+        self.cache_sbin = cache_sbin if self.cached else 1
+        if not self.cached:
+            return
+        from .svd import bin_sums
+
+        bins = [(h // cache_sbin, w // cache_sbin) for h, w in self.shapes]
+        dtype = np.uint8 if cache_sbin == 1 else (np.uint16 if cache_sbin <= 16 else np.uint32)
+        self._cache = [np.empty((self.frame_count, yb, xb), dtype) for yb, xb in bins]
+        for start, frames in self._decode(0, self.frame_count, 256):
+            for cache, view, (yb, xb) in zip(self._cache, frames, bins):
+                cache[start : start + len(view)] = bin_sums(view, cache_sbin, (0, yb), (0, xb))
 
     @staticmethod
-    def fits(recordings: Sequence[VideoRecording], memory_budget: int) -> bool:
-        """Whether every decoded frame of the recordings fits in ``memory_budget`` bytes."""
-        return sum(r.frame_count * r.height * r.width for r in recordings) <= memory_budget
+    def fits(recordings: Sequence[VideoRecording], memory_budget: int, cache_sbin: int = 1) -> bool:
+        """Whether every decoded frame of the recordings (binned by ``cache_sbin``) fits in ``memory_budget``."""
+        item = 1 if cache_sbin == 1 else 2
+        pixels = sum(r.frame_count * (r.height // cache_sbin) * (r.width // cache_sbin) for r in recordings)
+        return pixels * item <= memory_budget
 
     def _decode(self, start: int, stop: int, chunk: int) -> Iterator[tuple[int, list[np.ndarray]]]:
         self.decodes += 1
         readers = [GrayFrameReader(r).iter_chunks(chunk, start=start, stop=stop) for r in self.recordings]
-        for parts in zip(*readers):
+        for parts in _prefetch(zip(*readers)):
             first = parts[0][0]
             frames = [p[1] for p in parts]
             if self._progress is not None:
@@ -108,3 +123,46 @@ class FrameSource:
                 yield s, [c[s : s + chunk] for c in self._cache]
             return
         yield from self._decode(0, self.frame_count, chunk)
+
+
+def _prefetch(items: Iterator, depth: int = 2) -> Iterator:
+    """Run ``items`` in a background thread, ``depth`` ahead, so decoding overlaps the consumer's work.
+
+    FFmpeg decodes without holding the GIL, so the decoder thread and numpy in the main thread run at
+    the same time. Errors in the producer are raised in the consumer.
+    """
+    import queue
+    import threading
+
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as err:  # handed to the consumer, which raises it
+            buffer.put(err)
+
+    thread = threading.Thread(target=produce, name="facemap-nwb-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -49,6 +49,7 @@ from ..results import FacemapResults, PupilSignals, Region, SVDComponents
 from ..video import VideoRecording
 from .frames import DEFAULT_MEMORY_BUDGET, FrameSource
 from .signals import blink_trace, pupil_fit, running_shifts, smooth_outliers
+from .svd import bin_frames, merge_components, region_pieces, segment_svds
 
 __all__ = ["run_native", "ENGINE_NAME", "video_placement"]
 
@@ -88,73 +89,42 @@ def video_placement(heights: Sequence[int], widths: Sequence[int]) -> tuple[int,
     return int(total_y), int(row_x), sy.tolist(), sx.tolist()
 
 
-def _bin(frames: np.ndarray, sbin: int, ybins: int, xbins: int) -> np.ndarray:
-    """(n, ybins * xbins) float32 means over sbin x sbin blocks (Facemap's ``spatial_bin``)."""
-    n = frames.shape[0]
-    if sbin == 1:
-        return frames.reshape(n, -1).astype(np.float32)
-    crop = frames[:, : ybins * sbin, : xbins * sbin].reshape(n, ybins, sbin, xbins, sbin)
-    sums = crop.sum(axis=(2, 4), dtype=np.uint32)
-    return (sums.astype(np.float32) * np.float32(1.0 / (sbin * sbin))).reshape(n, -1)
+def _bin(frames: np.ndarray, plan: _Plan, view: _View) -> np.ndarray:
+    """(n, ybins * xbins) float32 means over sbin x sbin blocks (Facemap's ``spatial_bin``).
 
-
-def _top_svd(x: np.ndarray, k: int, *, center: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k left singular vectors (shape (features, k)) and singular values of ``x`` (features, samples).
-
-    With ``center`` each column is first centred over the features, as Facemap's ``svdecon`` (sklearn's
-    PCA on the transposed matrix) does: the per-frame mean over pixels is removed before the SVD, not
-    before the projections. The eigen-decomposition runs on the smaller Gram matrix, in float64.
+    ``frames`` are raw pixels, or bin sums when the frame source caches those (``plan.frame_sbin == 1``).
     """
-    if center:
-        x = x - x.mean(axis=0, keepdims=True)
-    features, samples = x.shape
-    k = max(0, min(k, features, samples))
-    if k == 0:
-        return np.zeros((features, 0), np.float32), np.zeros(0, np.float32)
-    if samples <= features:
-        gram = (x.T @ x).astype(np.float64)
-        values, vectors = np.linalg.eigh(gram)
-        order = np.argsort(values)[::-1][:k]
-        s = np.sqrt(np.maximum(values[order], 0))
-        keep = s > s[0] * 1e-7 if s[0] > 0 else np.zeros_like(s, bool)
-        u = np.zeros((features, k), np.float32)
-        u[:, keep] = (x @ vectors[:, order[keep]].astype(np.float32)) / s[keep].astype(np.float32)
-    else:
-        gram = (x @ x.T).astype(np.float64)
-        values, vectors = np.linalg.eigh(gram)
-        order = np.argsort(values)[::-1][:k]
-        s = np.sqrt(np.maximum(values[order], 0))
-        u = vectors[:, order].astype(np.float32)
-    return u, s.astype(np.float32)
+    return bin_frames(frames, plan.frame_sbin, (0, view.ybins), (0, view.xbins), scale=plan.scale)
 
 
 @dataclass
 class _Basis:
-    """A running top-k basis (``U * S`` columns) merged segment by segment."""
+    """A running top-k basis of ``S Uᵀ`` rows, merged segment by segment (memory flat in video length)."""
 
     limit: int
-    scaled: np.ndarray | None = None
+    scaled: np.ndarray | None = None  # (m, pixels)
+    single: tuple[np.ndarray, np.ndarray] | None = None
     segments: int = 0
 
-    def add(self, u: np.ndarray, s: np.ndarray) -> None:
-        block = u * s
+    def add(self, u_t: np.ndarray, s: np.ndarray) -> None:
         self.segments += 1
-        if self.scaled is None:
-            self.scaled = block
+        if self.segments == 1:  # kept as is: a single segment needs no scaled copy (at sbin 1 it is large)
+            self.single = (u_t, s)
             return
-        stacked = np.concatenate([self.scaled, block], axis=1)
-        if stacked.shape[1] > 2 * self.limit:
-            u2, s2 = _top_svd(stacked, self.limit)
-            stacked = u2 * s2
-        self.scaled = stacked
+        if self.scaled is None:
+            first_u, first_s = self.single
+            self.scaled, self.single = first_u * first_s[:, np.newaxis], None
+        self.scaled = np.concatenate([self.scaled, u_t * s[:, np.newaxis]], axis=0)
+        if self.scaled.shape[0] > 2 * self.limit:
+            u2, s2 = merge_components(self.scaled, self.limit)
+            self.scaled = u2 * s2[:, np.newaxis]
 
     def final(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.segments == 1:  # one segment: its own SVD is the answer (Facemap skips the final SVD)
-            norms = np.linalg.norm(self.scaled, axis=0)
-            keep = min(k, self.scaled.shape[1])
-            safe = np.where(norms[:keep] > 0, norms[:keep], 1)
-            return (self.scaled[:, :keep] / safe).astype(np.float32), norms[:keep].astype(np.float32)
-        return _top_svd(self.scaled, min(k, self.scaled.shape[0] - 1))
+        """``(Uᵀ, S)``: the segment's own SVD when there is one segment (Facemap skips its final SVD)."""
+        if self.segments == 1:
+            u_t, s = self.single
+            return u_t[:k], s[:k]
+        return merge_components(self.scaled, k)
 
 
 @dataclass
@@ -178,6 +148,13 @@ class _Plan:
     regions: list[Region]
     motion_regions: list[int] = field(default_factory=list)  # region indices with SVDs / motion energy
     n_components: int = FACEMAP_DEFAULT_COMPONENTS
+    frame_sbin: int = 1  # bin size still to apply to the frames the source yields
+    scale: float = 1.0  # 1 / (sbin * sbin): bin sums to means
+
+    @property
+    def raw_pixels_needed(self) -> bool:
+        """Pupil, blink and running work on raw pixels; everything else only on binned frames."""
+        return any(r.type in ("pupil", "blink", "running") for r in self.regions)
 
     @property
     def full_frame(self) -> bool:
@@ -304,19 +281,37 @@ def _averages(plan: _Plan, source: FrameSource, recordings) -> tuple[list[np.nda
     nt0 = min(100, min(recordings[0].frame_counts))
     nsegs = max(1, nf // nt0)
     starts = np.floor(np.linspace(0, n - nt0, nsegs)).astype(int)
-    sbin = plan.params.spatial_bin
     frame_sum = [np.zeros(v.pixels, np.float64) for v in plan.views]
     motion_sum = [np.zeros(v.pixels, np.float64) for v in plan.views]
     for _, frames in source.segments(starts, nt0):
         for i, (view, raw) in enumerate(zip(plan.views, frames)):
-            binned = _bin(raw, sbin, view.ybins, view.xbins)
+            binned = _bin(raw, plan, view)
             frame_sum[i] += binned.mean(axis=0)
             if len(binned) > 1:
                 motion_sum[i] += np.abs(np.diff(binned, axis=0)).mean(axis=0)
     return [(s / nsegs).astype(np.float32) for s in frame_sum], [(s / nsegs).astype(np.float32) for s in motion_sum]
 
 
-def _svds(plan, source, avg_frame, avg_motion) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+@dataclass
+class _Components:
+    """Spatial components (``Uᵀ``, components x pixels) and singular values of one kind and region, and
+    the projections of the frames the SVD itself covered (``first`` .. ``first + len(covered) - 1``)."""
+
+    u_t: np.ndarray
+    s: np.ndarray
+    covered: np.ndarray | None = None
+    first: int = 1
+
+
+def _pieces(plan: _Plan, region_index: int, frames: int):
+    region = plan.regions[region_index]
+    bins = [(v.ybins, v.xbins) for v in plan.views]
+    if region.type == "full_frame":
+        return region_pieces(bins, -1, frames=frames)
+    return region_pieces(bins, region.video_index, region.y_bin_range, region.x_bin_range, frames=frames)
+
+
+def _svds(plan, source, avg_frame, avg_motion) -> dict[tuple[str, int], _Components]:
     n, params = plan.frame_count, plan.params
     nt0 = min(1000, n)
     nsegs = max(1, int(min(15000 // nt0, n // nt0)))
@@ -324,23 +319,32 @@ def _svds(plan, source, avg_frame, avg_motion) -> dict[tuple[str, int], tuple[np
     starts = np.floor(np.linspace(0, max(n - nt0 - 1, 0), nsegs)).astype(int)
     kinds = [k for k, on in (("motion", params.motion_svd), ("movie", params.movie_svd)) if on]
     bases = {(k, r): _Basis(limit=plan.n_components) for k in kinds for r in plan.motion_regions}
-    sbin = params.spatial_bin
-    for _, frames in source.segments(starts, nt0):
-        binned = [_bin(raw, sbin, v.ybins, v.xbins) for v, raw in zip(plan.views, frames)]
-        data = {}
-        if "motion" in kinds:
-            data["motion"] = [np.abs(np.diff(b, axis=0)) - m for b, m in zip(binned, avg_motion)]
-        if "movie" in kinds:
-            data["movie"] = [b[1:] - f for b, f in zip(binned, avg_frame)]
-        for kind in kinds:
-            for region in plan.motion_regions:
-                block = _region_block(plan, region, data[kind])
-                u, s = _top_svd(np.ascontiguousarray(block.T), min(per_segment, block.shape[1]))
-                bases[(kind, region)].add(u, s)
-        del data, binned
+    covered: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
+    shapes = [(v.ybins, v.xbins) for v in plan.views]
+    averages = {"motion": avg_motion, "movie": avg_frame}
+    for start, frames in source.segments(starts, nt0):
+        for region in plan.motion_regions:
+            per_kind = segment_svds(
+                frames,
+                _pieces(plan, region, nt0),
+                sbin=plan.frame_sbin,
+                scale=plan.scale,
+                view_shapes=shapes,
+                averages=averages,
+                kinds=kinds,
+                k=per_segment,
+            )
+            for kind, (u_t, s, projections) in per_kind.items():
+                bases[(kind, region)].add(u_t, s)
+                covered[(kind, region)] = (start + 1, projections)
     out = {}
     for key, basis in bases.items():
-        out[key] = basis.final(min(plan.n_components, _region_pixels(plan, key[1])))
+        u_t, s = basis.final(min(plan.n_components, _region_pixels(plan, key[1])))
+        components = _Components(u_t, s)
+        if basis.segments == 1:  # the segment's own frames are projected already: X U = W S
+            first, projections = covered[key]
+            components.covered, components.first = projections[:, : len(s)], first
+        out[key] = components
     return out
 
 
@@ -391,38 +395,65 @@ def _pupil_blink_running(plan, acc, pupil_parts, start, work, previous_raw, runn
     return previous_raw
 
 
-def _process(plan, source, avg_frame, avg_motion, bases, facemap_compatible, running_method) -> _Accumulators:
-    n, sbin = plan.frame_count, plan.params.spatial_bin
+def _process_chunk_size(plan: _Plan) -> int:
+    """Frames per chunk of the last pass: Facemap's 500, fewer for large frames to bound memory."""
+    per_frame = 4 * 6 * max(plan.total_pixels, 1)  # binned frames, differences and centred copies, float32
+    return int(max(16, min(PROCESS_CHUNK, (1 << 28) // per_frame)))
+
+
+def _needs_projection(plan: _Plan, region: int, facemap_compatible: bool) -> bool:
+    """Whether a region's projections differ from its SVD's own W S: frames changed by the ellipse fill."""
+    if not facemap_compatible:
+        return False
+    filled = {r.video_index for r in plan.regions if r.type in ("pupil", "blink")}
+    r = plan.regions[region]
+    return bool(filled) and (r.type == "full_frame" or r.video_index in filled)
+
+
+def _process(plan, source, avg_frame, avg_motion, components, facemap_compatible, running_method) -> _Accumulators:
+    n = plan.frame_count
     acc = _Accumulators(
         motion={r: np.zeros(n, np.float32) for r in plan.motion_regions},
-        projections={key: np.zeros((n, u.shape[1]), np.float32) for key, (u, _) in bases.items()},
+        projections={key: np.zeros((n, c.u_t.shape[0]), np.float32) for key, c in components.items()},
         pupils={},
         blinks={},
         running={},
     )
+    pending = {}  # which frames each (kind, region) still needs projected: [lo, hi) covered by the SVD
+    for key, c in components.items():
+        if c.covered is not None and not _needs_projection(plan, key[1], facemap_compatible):
+            acc.projections[key][c.first : c.first + len(c.covered)] = c.covered
+            pending[key] = (c.first, c.first + len(c.covered))
+        else:
+            pending[key] = (0, 0)
     touched = {r.video_index for r in plan.regions if r.type in ("pupil", "blink")}
     pupil_parts: dict[int, list[dict]] = {}
     previous_raw: dict[int, np.ndarray] = {}
     previous_binned = None
-    for start, frames in source.chunks(PROCESS_CHUNK):
+    for start, frames in source.chunks(_process_chunk_size(plan)):
         work = [f.copy() if i in touched else f for i, f in enumerate(frames)]
         previous_raw = _pupil_blink_running(plan, acc, pupil_parts, start, work, previous_raw, running_method)
-        binned = [_bin(f, sbin, v.ybins, v.xbins) for v, f in zip(plan.views, work if facemap_compatible else frames)]
+        binned = [_bin(f, plan, v) for v, f in zip(plan.views, work if facemap_compatible else frames)]
         if previous_binned is not None:
             binned = [np.concatenate([p[np.newaxis], b]) for p, b in zip(previous_binned, binned)]
         previous_binned = [b[-1].copy() for b in binned]
         first = start if start == 0 else start - 1  # frame index of binned[...][0]
         motion = [np.abs(np.diff(b, axis=0)) for b in binned]
-        rows = slice(first + 1, first + 1 + motion[0].shape[0])  # motion row j is frame first + 1 + j
+        rows = np.arange(first + 1, first + 1 + motion[0].shape[0])  # motion row j is frame first + 1 + j
         for region in plan.motion_regions:
             acc.motion[region][rows] = _region_block(plan, region, motion).sum(axis=1)
+        todo = {key: (rows < lo) | (rows >= hi) for key, (lo, hi) in pending.items()}
+        todo = {key: mask for key, mask in todo.items() if mask.any()}
+        if not todo:
+            continue
         centred = {}
-        if any(kind == "motion" for kind, _ in bases):
+        if any(kind == "motion" for kind, _ in todo):
             centred["motion"] = [m - a for m, a in zip(motion, avg_motion)]
-        if any(kind == "movie" for kind, _ in bases):
+        if any(kind == "movie" for kind, _ in todo):
             centred["movie"] = [b[1:] - f for b, f in zip(binned, avg_frame)]
-        for (kind, region), (u, _) in bases.items():
-            acc.projections[(kind, region)][rows] = _region_block(plan, region, centred[kind]) @ u
+        for (kind, region), mask in todo.items():
+            block = _region_block(plan, region, centred[kind])[mask]
+            acc.projections[(kind, region)][rows[mask]] = block @ components[(kind, region)].u_t.T
     for values in acc.projections.values():
         if n > 1:
             values[0] = values[1]
@@ -444,13 +475,16 @@ def _placed(plan: _Plan, per_view: list[np.ndarray]) -> np.ndarray:
     return image
 
 
-def _masks(plan: _Plan, region: int, u: np.ndarray) -> np.ndarray:
+def _masks(plan: _Plan, region: int, u_t: np.ndarray) -> np.ndarray:
+    """(components, height, width) masks from ``Uᵀ`` (components x pixels); no copy for one view."""
     r = plan.regions[region]
+    k = u_t.shape[0]
     if r.type != "full_frame":
-        shape = (r.y_bin_range[1] - r.y_bin_range[0], r.x_bin_range[1] - r.x_bin_range[0])
-        return np.moveaxis(u.reshape(*shape, -1), -1, 0)
-    per_view = [u[v.offset : v.offset + v.pixels] for v in plan.views]
-    return np.stack([_placed(plan, [p[:, k] for p in per_view]) for k in range(u.shape[1])])
+        return u_t.reshape(k, r.y_bin_range[1] - r.y_bin_range[0], r.x_bin_range[1] - r.x_bin_range[0])
+    if len(plan.views) == 1:
+        return u_t.reshape(k, plan.views[0].ybins, plan.views[0].xbins)
+    per_view = [u_t[:, v.offset : v.offset + v.pixels] for v in plan.views]
+    return np.stack([_placed(plan, [p[c] for p in per_view]) for c in range(k)])
 
 
 def run_native(
@@ -487,10 +521,14 @@ def run_native(
     plan = _plan(recordings, params, facemap_compatible)
     clock = time.perf_counter
     t0 = clock()
-    passes = 1 if FrameSource.fits(recordings, memory_budget) else 3
+    cache_sbin = 1 if plan.raw_pixels_needed else params.spatial_bin
+    passes = 1 if FrameSource.fits(recordings, memory_budget, cache_sbin) else 3
     bar = _Progress(plan.frame_count * passes, progress)
     try:
-        source = FrameSource(recordings, memory_budget=memory_budget, progress=bar)
+        sbin = params.spatial_bin
+        source = FrameSource(recordings, memory_budget=memory_budget, progress=bar, cache_sbin=cache_sbin)
+        plan.frame_sbin = 1 if source.cache_sbin > 1 else sbin
+        plan.scale = 1.0 / (sbin * sbin)
         t_decode = clock() - t0
         avg_frame, avg_motion = _averages(plan, source, recordings)
         t1 = clock()
@@ -513,10 +551,9 @@ def run_native(
 
 def _results(plan, recordings, avg_frame, avg_motion, bases, acc) -> FacemapResults:
     svds = {"motion": [], "movie": []}
-    for (kind, region), (u, s) in bases.items():
-        svds[kind].append(
-            SVDComponents(kind, region, acc.projections[(kind, region)], s, _masks(plan, region, u), "computed")
-        )
+    for (kind, region), c in bases.items():
+        masks = _masks(plan, region, c.u_t)
+        svds[kind].append(SVDComponents(kind, region, acc.projections[(kind, region)], c.s, masks, "computed"))
     pupils = [
         PupilSignals(
             region=index,

@@ -339,6 +339,39 @@ _ALLOWED: dict[tuple[str, str], object] = {
 _PY2_MODULES = {"__builtin__": "builtins"}
 
 
+class _BoundedReader:
+    """The file as the unpickler sees it: reads that claim more bytes than the file has left fail.
+
+    Python's unpickler trusts the length fields of the pickle and asks for (or allocates) that
+    many bytes before it reads them, so a damaged or hostile length field in a small file makes
+    it claim gigabytes. Reads through this wrapper fail first, as a truncated file.
+    """
+
+    def __init__(self, f, size: int):
+        self._f = f
+        self._size = size
+
+    def _check(self, n: int) -> None:
+        left = self._size - self._f.tell()
+        if n > left:
+            raise pickle.UnpicklingError(f"the pickle claims {n} more bytes, but only {left} are left in the file")
+
+    def read(self, n: int = -1) -> bytes:
+        """Read ``n`` bytes, refusing a count larger than what is left of the file."""
+        if n is not None and n >= 0:
+            self._check(n)
+        return self._f.read(n)
+
+    def readinto(self, buffer) -> int:
+        """Fill ``buffer``, refusing one larger than what is left of the file."""
+        self._check(memoryview(buffer).nbytes)
+        return self._f.readinto(buffer)
+
+    def readline(self) -> bytes:
+        """Read one line (protocols 0 and 1), which cannot be longer than the file."""
+        return self._f.readline()
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """An unpickler whose ``find_class`` knows only the names in ``_ALLOWED``."""
 
@@ -717,7 +750,8 @@ def load_proc_npy(path: str | os.PathLike) -> dict:
             )
         try:
             # encoding/fix_imports are np.load's defaults, so Python 2 era files behave the same.
-            result = _RestrictedUnpickler(f, encoding="ASCII", fix_imports=True).load()
+            reader = _BoundedReader(f, os.fstat(f.fileno()).st_size)
+            result = _RestrictedUnpickler(reader, encoding="ASCII", fix_imports=True).load()
             result = _Cleaner().clean(result)
         except _Refusal as refusal:
             message = f"Refusing to load '{path}': its pickle asks for '{refusal.refused}' ({refusal.reason}). "
