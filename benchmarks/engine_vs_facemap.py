@@ -42,61 +42,79 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(args) -> None:
-    """Runs in the subprocess: one engine, timings and memory to a JSON file."""
+def facemap_worker(args) -> None:
+    """Runs in the subprocess: facemap.process.run, its own save timed apart, timings to a JSON file."""
+    import contextlib
+    import io
+
+    from facemap import process
+
     out = Path(args.keep)
-    if args.worker == "native":
-        from facemap_nwb.convert import write_results_nwb
-        from facemap_nwb.engines.native import run_native
-        from facemap_nwb.video import probe_recording
+    params = _parameters(args)
+    held = {}
+    real_save = process.save
+    process.save = lambda proc, savepath=None: held.update(proc=proc) or ""
+    proc = {
+        "sbin": params.spatial_bin,
+        "fullSVD": params.multivideo_svd,
+        "save_mat": False,
+        "rois": params.facemap_rois(),
+        "sy": [0],
+        "sx": [0],
+        "savepath": str(out),
+    }
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        process.run(
+            [[str(v)] for v in args.videos],
+            sbin=params.spatial_bin,
+            motSVD=params.motion_svd,
+            movSVD=params.movie_svd,
+            proc=proc,
+        )
+    processing = time.perf_counter() - start
+    saved = real_save(held["proc"], str(out))
+    report = {"processing": processing, "output": saved, "peak_mb": _peak_mb()}
+    (out / "facemap.json").write_text(json.dumps(report))
 
-        params = _parameters(args)
-        timings: dict = {}
-        start = time.perf_counter()
-        recording = probe_recording(args.videos, decode=False)
-        results = run_native([recording], params, progress=False, timings=timings)
-        processing = time.perf_counter() - start
-        meta = {"NWBFile": {"session_start_time": "2024-01-01T00:00:00+00:00"}}
-        write_results_nwb(out / "native.nwb", results, [recording], metadata=meta, task_mode="trigger", overwrite=True)
-        report = {"processing": processing, "timings": timings, "output": str(out / "native.nwb")}
-    else:
-        from facemap import process
 
-        from facemap_nwb.video import probe_recording
-
-        params = _parameters(args)
-        held = {}
-        real_save = process.save
-        process.save = lambda proc, savepath=None: held.update(proc=proc, savepath=savepath) or ""
-        proc = {
-            "sbin": params.spatial_bin,
-            "fullSVD": params.multivideo_svd,
-            "save_mat": False,
-            "rois": params.facemap_rois(),
-            "sy": [0],
-            "sx": [0],
-            "savepath": str(out),
-        }
-        files = [[str(v)] for v in args.videos]
-        start = time.perf_counter()
-        import contextlib
-        import io
-
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            process.run(files, sbin=params.spatial_bin, motSVD=params.motion_svd, movSVD=params.movie_svd, proc=proc)
-        processing = time.perf_counter() - start
-        saved = real_save(held["proc"], str(out))
-        report = {"processing": processing, "output": saved}
-        del probe_recording
-    report["peak_mb"] = _peak_mb()
-    Path(out / f"{args.worker}.json").write_text(json.dumps(report))
+def _command(engine: str, argv: list[str], folder: Path) -> list[str]:
+    if engine == "facemap":
+        return [sys.executable, str(HERE), *argv, "--worker", "facemap", "--keep", str(folder)]
+    # Ours is the real command a user runs: facemap-nwb process (NWB written and validated).
+    videos, options = [a for a in argv if not a.startswith("-") and Path(a).exists()], []
+    args = iter(argv[len(videos) :])
+    for item in args:
+        if item == "--sbin":
+            options += ["--sbin", next(args)]
+        elif item == "--rois":
+            options += ["--rois", next(args)]
+        else:
+            options.append(item)
+    return [
+        sys.executable,
+        "-m",
+        "facemap_nwb",
+        "process",
+        *videos,
+        *options,
+        "--quiet",
+        "--session-start",
+        "2024-01-01T00:00:00+00:00",
+        "--overwrite",
+        "-o",
+        str(folder / "native.nwb"),
+        "--timings-json",
+        str(folder / "native.json"),
+    ]
 
 
 def run_engine(engine: str, argv: list[str], folder: Path) -> dict:
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(HERE), *argv, "--worker", engine, "--keep", str(folder)], check=True)
+    subprocess.run(_command(engine, argv, folder), check=True)
     report = json.loads((folder / f"{engine}.json").read_text())
     report["command"] = time.perf_counter() - start
+    report.setdefault("output", str(folder / "native.nwb"))
     return report
 
 
@@ -161,14 +179,14 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args)
+        facemap_worker(args)
         return
     write = sys.stdout.write
     folder = Path(args.keep or tempfile.mkdtemp(prefix="facemap-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     argv = [*args.videos, "--sbin", str(args.sbin)]
-    argv += ["--movie-svd"] if args.movie_svd else []
-    argv += [] if args.motion_svd else ["--no-motion-svd"]
+    argv += ["--movie-svd"] if args.movie_svd else ["--no-movie-svd"]
+    argv += ["--motion-svd"] if args.motion_svd else ["--no-motion-svd"]
     argv += ["--rois", args.rois] if args.rois else []
     reports = {engine: run_engine(engine, argv, folder) for engine in args.engines.split(",")}
     decode = decode_only(args.videos)

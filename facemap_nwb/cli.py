@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -183,6 +184,24 @@ def _process_parameters(args: argparse.Namespace):
     return replace(params, **changes) if changes else params
 
 
+def _import_in_background(*modules: str):
+    """Import the NWB layer in a thread while the engine runs: the engine spends its time in FFmpeg and
+    BLAS, which release the GIL, so the imports cost the command little wall time."""
+    import importlib
+    import threading
+
+    def work():
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError:  # reported properly when the module is used
+                return
+
+    thread = threading.Thread(target=work, name="facemap-nwb-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 def _cmd_process(args: argparse.Namespace) -> int:
     from .atomic import check_output_path
     from .convert import write_results_nwb
@@ -190,25 +209,42 @@ def _cmd_process(args: argparse.Namespace) -> int:
     from .video import probe_recording
 
     check_output_path(args.output, overwrite=args.overwrite)
+    warm_up = _import_in_background("facemap_nwb.nwb.facemap", "neuroconv.tools.nwb_helpers")
     params = _process_parameters(args)
     views = [args.videos, *(args.view or [])]
     names = ["FaceCamera"] if len(views) == 1 else [f"FaceCamera{i}" for i in range(len(views))]
-    recordings = [probe_recording(files, name=name) for files, name in zip(views, names)]
+    start = time.perf_counter()
+    # Packets are counted here without decoding; the engine decodes every frame and stops with the
+    # file and frame index if a frame fails or the count differs (one decode instead of two).
+    recordings = [probe_recording(files, name=name, decode=False) for files, name in zip(views, names)]
     options = {"progress": not args.quiet}
+    if args.engine == "native":
+        options["timings"] = {}
     if args.engine == "native" and args.memory_budget is not None:
         options["memory_budget"] = int(args.memory_budget * 2**20)
     results = process_recordings(recordings, params, engine=args.engine, **options)
+    processing = time.perf_counter() - start
+    warm_up.join()
+    metadata = _load_metadata(args.metadata)
+    if args.session_start:
+        metadata.setdefault("NWBFile", {})["session_start_time"] = args.session_start
     write_results_nwb(
         args.output,
         results,
         recordings,
-        metadata=_load_metadata(args.metadata),
+        metadata=metadata,
         task_id=args.task_id,
         task_mode="trigger",
         description=f"Facemap processing by the {args.engine} engine.",
         backend=args.backend,
         overwrite=args.overwrite,
     )
+    if args.timings_json:  # for benchmarks/engine_vs_facemap.py
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        report = {"processing": processing, "timings": options.get("timings", {}), "peak_mb": peak}
+        Path(args.timings_json).write_text(json.dumps(report))
     if not args.quiet:
         regions = len(results.regions)
         _out(f"Wrote {args.output}: {results.frame_count} frames, {regions} region(s), engine {results.engine}")
@@ -293,9 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument("--memory-budget", type=float, metavar="MiB", help="Decoded frames kept in memory (native).")
     proc.add_argument("--metadata", metavar="META.yaml", help="NWBFile and Subject metadata (neuroconv-style YAML).")
     proc.add_argument("--task-id", default="0", help="Identifier of the task (default: 0).")
+    proc.add_argument(
+        "--session-start",
+        metavar="ISO",
+        help="Session start with time zone (default: the first video's creation time).",
+    )
     proc.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     proc.add_argument("--quiet", action="store_true", help="No progress bar and no summary.")
     proc.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
+    proc.add_argument("--timings-json", help=argparse.SUPPRESS)
     proc.set_defaults(handler=_cmd_process)
 
     demo = commands.add_parser("demo", help="Run the built-in example on a synthetic face video.")

@@ -567,8 +567,9 @@ class GrayFrameReader:
                     ) from err
             if index < min(stop, first + info.frame_count):
                 raise VideoError(
-                    f"'{info.path}' gave {index - first} frames but was probed with {info.frame_count}: "
-                    "the file changed since it was probed. Probe it again."
+                    f"Frame {index - first} of '{info.path}' does not decode: only {index - first} of its "
+                    f"{info.frame_count} frames do. The file is truncated or corrupt (or changed since it was "
+                    "probed): copy it again, or cut it before that frame (e.g. with ffmpeg -frames:v)."
                 )
 
     def _convert(self, frame: av.VideoFrame, out: np.ndarray) -> None:

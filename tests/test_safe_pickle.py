@@ -239,9 +239,11 @@ def test_numpy_1_and_numpy_2_module_names_both_load(tmp_path):
     # np.save uses protocol 3, where globals are spelled as text lines, so one spelling can be
     # swapped for the other to get the file the other numpy major version writes.
     expected = facemap_like()
-    pickled = pickle.dumps(object_array(expected), protocol=3)
+    proc = dict(expected, buffer=Reduce(FROMBUFFER, (b"\x00" * 16, np.dtype("f8"), (2,), "C")))
+    expected["buffer"] = np.zeros(2)
+    pickled = pickle.dumps(object_array(proc), protocol=3)
     this, other = (b"numpy._core.", b"numpy.core.") if b"numpy._core." in pickled else (b"numpy.core.", b"numpy._core.")
-    assert this in pickled
+    assert pickled.count(this) == 3  # _reconstruct, scalar and _frombuffer
     for name, data in [("this", pickled), ("other", pickled.replace(this, other))]:
         assert_same(load_proc_npy(write_npy(tmp_path / f"{name}_proc.npy", data)), expected)
 
@@ -364,6 +366,50 @@ def test_forged_dtype_in_a_scalar_or_buffer_is_refused(tmp_path):
     for path in (scalar, buffer, plain):
         with pytest.raises(UnsafePickleError, match="numpy"):
             load_proc_npy(path)
+
+
+@pytest.mark.parametrize(
+    ("spec", "state", "error", "match"),
+    [
+        ("O8", (3, "|", None, None, None, -1, -1, 0), UnsafePickleError, "flags or size"),
+        ("f8", (3, "<", None, None, None, 16, -1, 0), UnsafePickleError, "flags or size"),
+        ("V16", (3, "|", None, (), {}, 16, 1, 0), ProcFileError, "structured data type"),
+        ("f8", (1, "<", None, None, None, -1, -1, 0), ProcFileError, "state in a form"),
+        ("3f4,(2,)i4", (3, "|", None, None, None, -1, -1, 0), UnsafePickleError, "type string"),
+    ],
+    ids=["object_flags_cleared", "size_changed", "struct_without_fields", "old_state_version", "rich_type_string"],
+)
+def test_malformed_dtype_states_are_refused(tmp_path, spec, state, error, match):
+    # Each of these reaches numpy's dtype.__setstate__ under np.load; some crash numpy. The loader
+    # never hands a pickled state to numpy: it reads it and asks numpy for the type it describes.
+    array = Reduce(
+        RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (1,), Reduce(np.dtype, (spec, False, True), state), False, b"A" * 8)
+    )
+    path = write_pickle(tmp_path / "dtype_proc.npy", {"x": array})
+
+    with pytest.raises(error, match=match) as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value)
+
+
+def test_huge_length_field_is_a_truncated_file_not_a_memory_error(tmp_path):
+    # PROTO 4, BINBYTES8 claiming 2**40 bytes, then 3 bytes: Python's unpickler would try to
+    # allocate a terabyte before noticing the file is short.
+    path = write_npy(tmp_path / "length_proc.npy", b"\x80\x04\x8e" + (2**40).to_bytes(8, "little") + b"abc.")
+
+    with pytest.raises(ProcFileError, match="claims 1099511627776 more bytes") as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value)
+
+
+def test_memo_index_far_ahead_is_refused(tmp_path):
+    # PROTO 2, EMPTY_DICT, LONG_BINPUT 10**7, STOP: Python's unpickler grows its memo table to the
+    # index (8 bytes a slot), so 2**31 here would cost 16 GiB; a real pickle numbers entries 0, 1, 2...
+    path = write_npy(tmp_path / "memo_proc.npy", b"\x80\x02}r" + (10**7).to_bytes(4, "little") + b".")
+
+    with pytest.raises(ProcFileError, match="memo index 10000000") as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value)
 
 
 def test_ndarray_class_cannot_be_called_directly(tmp_path):

@@ -122,7 +122,10 @@ def _piece_data(frames, piece, sbin, scale, view_shapes, averages, kinds) -> dic
 
 
 def _top_eigen(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    values, vectors = np.linalg.eigh(gram)
+    # float32 LAPACK is about 1.5x faster; the Gram matrix comes from float32 products anyway, and the
+    # leading components (the ones that matter) are accurate to float32 precision.
+    values, vectors = np.linalg.eigh(gram.astype(np.float32))
+    values, vectors = values.astype(np.float64), vectors.astype(np.float64)
     order = np.argsort(values)[::-1][:k]
     return vectors[:, order], np.sqrt(np.maximum(values[order], 0.0))
 

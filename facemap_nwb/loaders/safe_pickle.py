@@ -25,14 +25,20 @@ Decisions worth knowing:
   array over any bytes. So data types are rebuilt by numpy from their description (type
   string, byte order, fields, datetime unit) and the pickled state is never passed to numpy; a
   state whose object flags or size disagree with the rebuilt type is refused.
+* Before anything is built, the pickle's instructions are read through once
+  (:func:`pickletools.genops`) to refuse what Python's own unpickler turns into a memory bomb
+  before it can notice anything wrong: length fields longer than the rest of the file, and memo
+  indices far ahead of the objects stored so far (one such instruction in a 30-byte file makes
+  it allocate and clear gigabytes). Loading therefore reads the file twice.
 * The result is walked before it is returned. Only dicts (and ``OrderedDict``), lists, tuples,
   sets, frozensets, ``str``, ``bytes``, ``bytearray``, ``int``, ``float``, ``complex``,
   ``bool``, ``None``, numpy arrays (object arrays are walked element by element), numpy
   scalars and numpy data types are accepted; anything else is refused.
 * Things numpy can pickle but Facemap never writes are refused: subclasses of ``ndarray``
   (masked arrays, matrices, memmaps), numpy 2's ``StringDType``, object scalars, structured or
-  sub-array data types with object fields, and data type states from before numpy 1.7 (state
-  versions other than 3 and 4). Data type metadata (``dtype.metadata``) is dropped.
+  sub-array data types with object fields, structured types without fields, and data type
+  states from before numpy 1.7 (state versions other than 3 and 4). Data type metadata
+  (``dtype.metadata``) is dropped.
 * A file whose array is not an object array (for example a plain float array) is reported as
   not being a Facemap results file; its data is not read.
 """
@@ -44,6 +50,7 @@ import importlib
 import math
 import os
 import pickle
+import pickletools
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -345,31 +352,83 @@ class _BoundedReader:
     Python's unpickler trusts the length fields of the pickle and asks for (or allocates) that
     many bytes before it reads them, so a damaged or hostile length field in a small file makes
     it claim gigabytes. Reads through this wrapper fail first, as a truncated file.
+
+    Parameters
+    ----------
+    f : file
+        The open file, positioned at the start of the pickle.
+    size : int
+        The size of the file in bytes.
     """
 
     def __init__(self, f, size: int):
         self._f = f
+        # Counted here rather than asked of the file: tell() can cost a system call per read.
+        self._position = f.tell()
         self._size = size
 
     def _check(self, n: int) -> None:
-        left = self._size - self._f.tell()
+        left = self._size - self._position
         if n > left:
             raise pickle.UnpicklingError(f"the pickle claims {n} more bytes, but only {left} are left in the file")
+
+    def tell(self) -> int:
+        """Return the position in the file (pickletools uses it in its messages)."""
+        return self._position
 
     def read(self, n: int = -1) -> bytes:
         """Read ``n`` bytes, refusing a count larger than what is left of the file."""
         if n is not None and n >= 0:
             self._check(n)
-        return self._f.read(n)
+        data = self._f.read(n)
+        self._position += len(data)
+        return data
 
     def readinto(self, buffer) -> int:
         """Fill ``buffer``, refusing one larger than what is left of the file."""
         self._check(memoryview(buffer).nbytes)
-        return self._f.readinto(buffer)
+        count = self._f.readinto(buffer)
+        self._position += count or 0
+        return count
 
     def readline(self) -> bytes:
         """Read one line (protocols 0 and 1), which cannot be longer than the file."""
-        return self._f.readline()
+        line = self._f.readline()
+        self._position += len(line)
+        return line
+
+
+def _check_structure(reader: _BoundedReader) -> None:
+    """Read through the pickle's instructions once, before anything is built.
+
+    This pass catches what the real unpickler would turn into a memory bomb before it could
+    notice a problem: length fields longer than the file (refused by the reader) and memo
+    indices far beyond the number of objects stored so far (Python's unpickler grows its memo
+    table to the index, so one instruction with index 2**31 makes it allocate gigabytes). A
+    pickler numbers its memo entries 0, 1, 2, ..., so a real file never trips this.
+
+    Parameters
+    ----------
+    reader : _BoundedReader
+        The file, positioned at the start of the pickle.
+
+    Raises
+    ------
+    pickle.UnpicklingError
+        For a memo index out of order or a length longer than the file.
+    ValueError
+        From :func:`pickletools.genops`, for an unknown instruction or a truncated pickle.
+    """
+    stored = 0
+    for opcode, arg, position in pickletools.genops(reader):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if arg > stored:
+                raise pickle.UnpicklingError(
+                    f"memo index {arg} at byte {position} of the file, after only {stored} stored objects"
+                )
+            stored += 1
+        elif opcode.name == "MEMOIZE":
+            stored += 1
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -443,8 +502,8 @@ def _dtype_from_state(spec: str, align: bool, state, depth: int) -> np.dtype:
     base = np.dtype(spec, align=align)
     if state is None:
         return base
-    # numpy has written state versions 3 (and 4, with metadata) since numpy 1.7.
-    if type(state) is not tuple or len(state) not in (8, 9) or state[0] not in (3, 4):
+    # numpy has written state versions 3 (8 items) and 4 (9, the last metadata) since numpy 1.7.
+    if type(state) is not tuple or len(state) not in (8, 9) or state[0] != len(state) - 5:
         raise ValueError("a data type state in a form numpy does not write")
     _, endian, subarray, names, fields, elsize, _, flags = state[:8]
     if endian not in ("<", ">", "|", "=") or type(elsize) is not int or type(flags) is not int:
@@ -476,7 +535,9 @@ def _dtype_from_state(spec: str, align: bool, state, depth: int) -> np.dtype:
 
 
 def _structured_dtype(base: np.dtype, names, fields, elsize: int, flags: int, depth: int) -> np.dtype:
-    if base.kind != "V" or type(names) is not tuple or type(fields) is not dict:
+    # numpy never pickles a structured type without fields (that is plain 'V16'), and numpy 1.26
+    # divides by zero copying an array of one made with align=True.
+    if base.kind != "V" or type(names) is not tuple or not names or type(fields) is not dict:
         raise ValueError("a structured data type in a form numpy does not write")
     formats, offsets, titles = [], [], []
     for name in names:
@@ -486,6 +547,8 @@ def _structured_dtype(base: np.dtype, names, fields, elsize: int, flags: int, de
         formats.append(_resolve_dtype(field[0], depth + 1))
         offsets.append(field[1])
         titles.append(field[2] if len(field) == 3 else None)
+        if type(titles[-1]) not in (str, type(None)):
+            raise ValueError("a structured data type in a form numpy does not write")
     spec = {"names": list(names), "formats": formats, "offsets": offsets, "itemsize": elsize}
     if any(title is not None for title in titles):
         spec["titles"] = titles
@@ -750,8 +813,10 @@ def load_proc_npy(path: str | os.PathLike) -> dict:
             )
         try:
             # encoding/fix_imports are np.load's defaults, so Python 2 era files behave the same.
-            reader = _BoundedReader(f, os.fstat(f.fileno()).st_size)
-            result = _RestrictedUnpickler(reader, encoding="ASCII", fix_imports=True).load()
+            size, start = os.fstat(f.fileno()).st_size, f.tell()
+            _check_structure(_BoundedReader(f, size))
+            f.seek(start)
+            result = _RestrictedUnpickler(_BoundedReader(f, size), encoding="ASCII", fix_imports=True).load()
             result = _Cleaner().clean(result)
         except _Refusal as refusal:
             message = f"Refusing to load '{path}': its pickle asks for '{refusal.refused}' ({refusal.reason}). "

@@ -138,7 +138,7 @@ def _svd_series(svd: SVDComponents, region: Region, table, timing, videos, n_com
         svd_type=svd.svd_type,
         singular_values=np.asarray(svd.singular_values[:k], dtype=np.float32),
         singular_values__source=svd.singular_values_source,
-        masks=_compressed_masks(np.asarray(svd.masks[:k], dtype=np.float32)),
+        masks=_chunked_masks(np.asarray(svd.masks[:k], dtype=np.float32)),
         region=DynamicTableRegion(name="region", data=[svd.region], description="The SVD's region.", table=table),
         **timing,
     )
@@ -147,15 +147,16 @@ def _svd_series(svd: SVDComponents, region: Region, table, timing, videos, n_com
     return FacemapSVDSeries(**kwargs)
 
 
-def _compressed_masks(masks: np.ndarray):
-    # neuroconv's backend configuration only chunks and compresses 'data'/'timestamps', so the masks
-    # (often the largest dataset) are wrapped here: one chunk per component. Zarr ignores H5DataIO and
-    # applies its own default compressor.
+def _chunked_masks(masks: np.ndarray):
+    # One chunk per component, so that reading one mask reads one chunk. Not compressed: SVD masks are
+    # noise-like float32 and gzip saves about 15% of their size at ~50 MB/s, which made writing the file
+    # slower than computing it (neuroconv's backend configuration covers 'data' and 'timestamps' only,
+    # hence the explicit wrapping). Zarr ignores H5DataIO and uses its own default compressor.
     from hdmf.backends.hdf5 import H5DataIO
 
     if masks.size == 0:
         return masks
-    return H5DataIO(masks, chunks=(1, *masks.shape[1:]), compression="gzip", compression_opts=4, shuffle=True)
+    return H5DataIO(masks, chunks=(1, *masks.shape[1:]))
 
 
 def _series(name, data, description, timing, unit="a.u.", cls=TimeSeries, **extra):

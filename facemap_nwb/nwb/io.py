@@ -64,12 +64,31 @@ def validate_nwb(path: str | os.PathLike) -> None:
         with _open_io(Path(path)) as io:
             errors = validate(io=io)
     else:
-        errors = validate(path=str(path))
+        errors = _validate_with_loaded_namespaces(Path(path))
+        if errors is None:
+            errors = validate(path=str(path))
     if isinstance(errors, tuple):  # older pynwb returns (errors, status)
         errors = errors[0]
     if errors:
         listing = "; ".join(str(e) for e in errors[:10])
         raise NWBValidationError(f"NWB file '{path}' fails validation ({len(errors)} errors): {listing}")
+
+
+def _validate_with_loaded_namespaces(path: Path) -> list | None:
+    """Validate against the namespaces this process has loaded (core and ndx-facemap).
+
+    The public ``pynwb.validate(path=...)`` first rebuilds every namespace cached in the file, which
+    takes about a second; for a file this package just wrote they are the ones already loaded. Returns
+    None when pynwb's helper is unavailable, so that the caller falls back to the public function.
+    """
+    try:
+        from pynwb.validation import _validate_helper
+    except ImportError:
+        return None
+    from .extension import NAMESPACE
+
+    with NWBHDF5IO(str(path), mode="r", load_namespaces=False) as io:
+        return _validate_helper(io=io, namespace="core") + _validate_helper(io=io, namespace=NAMESPACE)
 
 
 BACKENDS = ("hdf5", "zarr")
