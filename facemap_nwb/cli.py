@@ -326,7 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     proc.add_argument("--n-components", type=int, metavar="N", help="SVD components (default: Facemap's 500).")
     proc.add_argument("--engine", choices=("native", "facemap"), default="native", help="Engine (default: native).")
-    proc.add_argument("--memory-budget", type=float, metavar="MiB", help="Decoded frames kept in memory (native).")
+    proc.add_argument(
+        "--memory-budget",
+        type=float,
+        metavar="MiB",
+        help="Decoded frames the native engine keeps to decode once (default 128); longer videos stream.",
+    )
     proc.add_argument("--metadata", metavar="META.yaml", help="NWBFile and Subject metadata (neuroconv-style YAML).")
     proc.add_argument("--task-id", default="0", help="Identifier of the task (default: 0).")
     proc.add_argument(

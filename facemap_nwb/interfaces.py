@@ -106,7 +106,10 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
     def run_conversion(self, nwbfile_path=None, *args, **kwargs):
         # Video paths are stored relative to the NWB file's folder, which only this call knows.
         self._nwb_dir = Path(nwbfile_path).parent if nwbfile_path is not None else None
-        return super().run_conversion(nwbfile_path, *args, **kwargs)
+        try:
+            return super().run_conversion(nwbfile_path, *args, **kwargs)
+        finally:
+            self._nwb_dir = None
 
     def _video_series(self, nwbfile: NWBFile, metadata: dict, settings: dict):
         name = settings.get("video_name", "FaceCamera")
@@ -119,8 +122,9 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
         if device and device.get("name") not in nwbfile.devices:
             nwbfile.create_device(**device)
         recording = VideoRecording(name=name, files=self.recording.files, device=device.get("name", name))
-        nwb_dir = self._nwb_dir or Path.cwd()
-        return add_recording(nwbfile, recording, nwb_dir=nwb_dir)
+        # Relative to the NWB file when this interface's run_conversion knows it; inside a converter it
+        # does not, so the paths are absolute (give the converter a video interface to control them).
+        return add_recording(nwbfile, recording, nwb_dir=self._nwb_dir)
 
     def add_to_nwbfile(
         self,

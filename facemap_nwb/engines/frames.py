@@ -11,7 +11,7 @@ from ..video import GrayFrameReader, VideoError, VideoRecording
 
 __all__ = ["FrameSource"]
 
-DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of raw frames kept in memory to decode only once
+DEFAULT_MEMORY_BUDGET = 128 << 20  # bytes of decoded frames kept in memory to decode only once
 
 
 class FrameSource:
@@ -91,7 +91,9 @@ class FrameSource:
             return
         pending = iter(starts)
         current = next(pending, None)
-        buffers: list[np.ndarray] | None = None
+        # One set of buffers, refilled for each segment: the consumer is done with a segment when it asks
+        # for the next one, and a second set would double this pass's memory.
+        buffers = [np.empty((length, h, w), np.uint8) for h, w in self.shapes]
         filled = 0
         stop = (max(starts) + length) if starts else 0
         for first, frames in self._decode(min(starts, default=0), stop, 256):
@@ -102,8 +104,6 @@ class FrameSource:
                 if index < current:
                     offset = min(n, current - first)
                     continue
-                if buffers is None:
-                    buffers = [np.empty((length, h, w), np.uint8) for h, w in self.shapes]
                 take = min(length - filled, n - offset)
                 for buffer, view in zip(buffers, frames):
                     buffer[filled : filled + take] = view[offset : offset + take]
@@ -111,7 +111,7 @@ class FrameSource:
                 offset += take
                 if filled == length:
                     yield current, buffers
-                    buffers, filled = None, 0
+                    filled = 0
                     current = next(pending, None)
             if current is None:
                 break
@@ -122,10 +122,10 @@ class FrameSource:
             for s in range(0, self.frame_count, chunk):
                 yield s, [c[s : s + chunk] for c in self._cache]
             return
-        yield from self._decode(0, self.frame_count, chunk)
+        yield from self._decode(0, self.frame_count, min(chunk, 250))
 
 
-def _prefetch(items: Iterator, depth: int = 2) -> Iterator:
+def _prefetch(items: Iterator, depth: int = 1) -> Iterator:
     """Run ``items`` in a background thread, ``depth`` ahead, so decoding overlaps the consumer's work.
 
     FFmpeg decodes without holding the GIL, so the decoder thread and numpy in the main thread run at

@@ -68,7 +68,7 @@ def video_placement(heights: Sequence[int], widths: Sequence[int]) -> tuple[int,
         gridy = 1
     else:
         gridy = int(np.round(ly.size**0.5 * 0.75))
-    total_y, y_pos, x_pos, row_y, row_x, rowmax, iy = 0, 0, 0, 0, 0, 0, 0
+    total_y, row_y, row_x, rowmax, iy = 0, 0, 0, 0, 0
     while (~picked).sum() > 0:
         remaining = npix.copy()
         remaining[picked] = 0
@@ -85,7 +85,6 @@ def video_placement(heights: Sequence[int], widths: Sequence[int]) -> tuple[int,
         iy += 1
         if iy >= gridy:
             iy = 0
-    del y_pos, x_pos
     return int(total_y), int(row_x), sy.tolist(), sx.tolist()
 
 
@@ -115,7 +114,7 @@ class _Basis:
             first_u, first_s = self.single
             self.scaled, self.single = first_u * first_s[:, np.newaxis], None
         self.scaled = np.concatenate([self.scaled, u_t * s[:, np.newaxis]], axis=0)
-        if self.scaled.shape[0] > 2 * self.limit:
+        if self.scaled.shape[0] > self.limit:  # merge at once: memory stays that of limit + one segment
             u2, s2 = merge_components(self.scaled, self.limit)
             self.scaled = u2 * s2[:, np.newaxis]
 

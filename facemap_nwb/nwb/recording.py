@@ -55,7 +55,9 @@ _COLUMNS = {
 }
 
 
-def _relative(path: Path, nwb_dir: Path) -> str:
+def _relative(path: Path, nwb_dir: Path | None) -> str:
+    if nwb_dir is None:  # the NWB file's folder is unknown: an absolute path at least stays valid here
+        return Path(path).resolve().as_posix()
     return Path(os.path.relpath(Path(path).resolve(), Path(nwb_dir).resolve())).as_posix()
 
 
@@ -81,7 +83,7 @@ def add_recording(
     nwbfile: NWBFile,
     recording: VideoRecording,
     *,
-    nwb_dir: str | os.PathLike,
+    nwb_dir: str | os.PathLike | None,
     starting_time: float | None = None,
     description: str | None = None,
 ) -> ImageSeries:
@@ -93,8 +95,9 @@ def add_recording(
         The file to add to.
     recording : VideoRecording
         The recording, as probed.
-    nwb_dir : path
-        Folder the NWB file will be written to; video paths are stored relative to it.
+    nwb_dir : path or None
+        Folder the NWB file will be written to; video paths are stored relative to it (DANDI's
+        convention). None stores absolute paths, for when that folder is not known yet.
     starting_time : float, optional
         Seconds from the session start to the recording's first frame. Defaults to the difference
         between the recording's creation time and ``nwbfile.session_start_time`` when the
