@@ -251,6 +251,13 @@ def _cmd_process(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_summary
+
+    _out(f"Wrote {plot_summary(args.nwb_file, args.output, overwrite=args.overwrite)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facemap-nwb", description="Facemap face-video analysis to NWB.")
     parser.add_argument("--version", action="version", version=f"facemap-nwb {__version__}")
@@ -344,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
     proc.add_argument("--timings-json", help=argparse.SUPPRESS)
     proc.set_defaults(handler=_cmd_process)
+
+    plot = commands.add_parser("plot", help="Draw a summary PNG of the Facemap results in an NWB file.")
+    plot.add_argument("nwb_file", metavar="FILE.nwb", help="NWB file with Facemap results.")
+    plot.add_argument("--output", "-o", required=True, metavar="summary.png", help="PNG file to write.")
+    plot.add_argument("--overwrite", action="store_true", help="Replace the PNG if it exists.")
+    plot.set_defaults(handler=_cmd_plot)
 
     demo = commands.add_parser("demo", help="Run the built-in example on a synthetic face video.")
     demo.add_argument(

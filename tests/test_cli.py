@@ -93,3 +93,17 @@ def test_demo_console_script(tmp_path):
         [sys.executable, "-m", "facemap_nwb", "demo", "-o", str(tmp_path)], capture_output=True, text=True
     )
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_plot_summary_png(tmp_path):
+    from facemap_nwb.demo import run_demo
+
+    result = run_demo(tmp_path)
+    png = tmp_path / "summary.png"
+    assert main(["plot", str(result.nwb_path), "-o", str(png)]) == 0
+    import matplotlib.image
+
+    image = matplotlib.image.imread(png)
+    assert image.shape[0] > 400 and image.shape[1] > 600
+    assert image[..., :3].std() > 0.05, "the summary image is blank"
+    assert main(["plot", str(result.nwb_path), "-o", str(png)]) == 1  # never overwritten
