@@ -43,9 +43,33 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     _remove(temporary)
     try:
         yield temporary
-        if path.exists() and overwrite:
-            _remove(path)
-        os.replace(temporary, path)
+        _publish(temporary, path, overwrite=overwrite)
     except BaseException:
         _remove(temporary)
         raise
+
+
+def _publish(temporary: Path, path: Path, *, overwrite: bool) -> None:
+    """Give the finished output its name; without ``overwrite`` never replace a file that appeared meanwhile."""
+    if temporary.is_dir():  # a Zarr store: rename fails on an existing non-empty folder
+        if path.exists() and overwrite:
+            _remove(path)
+        elif path.exists():
+            raise FileExistsError(f"Output '{path}' appeared while it was being written; it was left as it is.")
+        os.rename(temporary, path)
+        return
+    if overwrite:
+        os.replace(temporary, path)  # atomic: the old file stays readable until the new one takes its name
+        return
+    try:
+        os.link(temporary, path)  # fails if the name exists: no check-then-write race
+    except FileExistsError:
+        raise FileExistsError(f"Output '{path}' appeared while it was being written; it was left as it is.") from None
+    except OSError:  # file systems without hard links
+        if path.exists():
+            raise FileExistsError(
+                f"Output '{path}' appeared while it was being written; it was left as it is."
+            ) from None
+        os.replace(temporary, path)
+        return
+    temporary.unlink()

@@ -110,8 +110,10 @@ def _load_metadata(path: str | None) -> dict:
             metadata = yaml.safe_load(handle) or {}
         except yaml.YAMLError as err:
             raise ValueError(f"Metadata file '{path}' does not parse as YAML/JSON: {err}") from err
+    if not isinstance(metadata, dict):
+        raise ValueError(f"Metadata file '{path}' must hold a mapping with 'NWBFile' and 'Subject' sections.")
     unknown = set(metadata) - {"NWBFile", "Subject"}
-    if not isinstance(metadata, dict) or unknown:
+    if unknown:
         raise ValueError(
             f"Metadata file '{path}' may hold only 'NWBFile' and 'Subject' sections, not {sorted(unknown)}."
         )
@@ -236,6 +238,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
         task_id=args.task_id,
         task_mode="trigger",
         description=f"Facemap processing by the {args.engine} engine.",
+        n_components=params.n_components,
         backend=args.backend,
         overwrite=args.overwrite,
     )

@@ -172,6 +172,17 @@ class ROI:
         )
 
 
+_RESERVED_NAMES = {"full_frame"}
+
+
+def _check_name(name: str) -> None:
+    if name in _RESERVED_NAMES or any(c in name for c in "/:"):
+        raise ValueError(
+            f"ROI name {name!r} cannot be used: names become NWB object names, so they may not contain '/' "
+            "or ':' and 'full_frame' is taken by the full-frame region. Rename the ROI."
+        )
+
+
 def _default_names(rois: list[ROI]) -> tuple[ROI, ...]:
     counts: dict[str, int] = {}
     named = []
@@ -180,6 +191,8 @@ def _default_names(rois: list[ROI]) -> tuple[ROI, ...]:
         counts[roi.type] = n + 1
         named.append(roi if roi.name else replace(roi, name=f"{roi.type}{n}"))
     names = [r.name for r in named]
+    for name in names:
+        _check_name(name)
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"ROI names must be unique; {duplicates} used more than once.")

@@ -502,7 +502,7 @@ class GrayFrameReader:
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """All frames in ``[start, stop)`` as one array (frames, height, width) uint8."""
-        stop = self.recording.frame_count if stop is None else stop
+        stop = self.recording.frame_count if stop is None else min(stop, self.recording.frame_count)
         out = np.empty((max(stop - start, 0), self.recording.height, self.recording.width), np.uint8)
         for first, chunk in self.iter_chunks(max(stop - start, 1), start=start, stop=stop):
             out[first - start : first - start + len(chunk)] = chunk

@@ -65,7 +65,7 @@ class FrameSource:
     @staticmethod
     def fits(recordings: Sequence[VideoRecording], memory_budget: int, cache_sbin: int = 1) -> bool:
         """Whether every decoded frame of the recordings (binned by ``cache_sbin``) fits in ``memory_budget``."""
-        item = 1 if cache_sbin == 1 else 2
+        item = 1 if cache_sbin == 1 else (2 if cache_sbin <= 16 else 4)
         pixels = sum(r.frame_count * (r.height // cache_sbin) * (r.width // cache_sbin) for r in recordings)
         return pixels * item <= memory_budget
 
@@ -82,39 +82,45 @@ class FrameSource:
     def segments(self, starts: Sequence[int], length: int) -> Iterator[tuple[int, list[np.ndarray]]]:
         """Yield ``(start, frames per view)`` for each segment ``[start, start + length)``, in order.
 
-        Segments must not overlap. From memory when cached, else from one sequential decode.
+        Starts must be sorted; segments may overlap. From memory when cached, else from one sequential
+        decode.
         """
         starts = [int(s) for s in starts]
         if self.cached:
             for s in starts:
                 yield s, [c[s : s + length] for c in self._cache]
             return
-        pending = iter(starts)
-        current = next(pending, None)
+        if not starts:
+            return
         # One set of buffers, refilled for each segment: the consumer is done with a segment when it asks
         # for the next one, and a second set would double this pass's memory.
         buffers = [np.empty((length, h, w), np.uint8) for h, w in self.shapes]
-        filled = 0
-        stop = (max(starts) + length) if starts else 0
-        for first, frames in self._decode(min(starts, default=0), stop, 256):
-            offset = 0
-            n = len(frames[0])
-            while current is not None and offset < n:
-                index = first + offset
-                if index < current:
-                    offset = min(n, current - first)
+        segment, current, filled = 0, starts[0], 0
+        for first, frames in self._decode(starts[0], max(starts) + length, 256):
+            offset, n = 0, len(frames[0])
+            while segment < len(starts) and offset < n:
+                wanted = current + filled  # the next frame the current segment needs
+                if first + offset < wanted:
+                    offset = min(n, wanted - first)
                     continue
                 take = min(length - filled, n - offset)
                 for buffer, view in zip(buffers, frames):
                     buffer[filled : filled + take] = view[offset : offset + take]
                 filled += take
                 offset += take
-                if filled == length:
-                    yield current, buffers
-                    filled = 0
-                    current = next(pending, None)
-            if current is None:
-                break
+                if filled < length:
+                    continue
+                yield current, buffers
+                segment += 1
+                if segment == len(starts):
+                    return
+                # Facemap's segment starts can overlap the previous segment (by one frame when the length
+                # is a multiple of 1000): carry the shared frames over.
+                following = starts[segment]
+                shared = min(length, max(0, current + length - following))
+                for buffer in buffers:
+                    buffer[:shared] = buffer[length - shared :].copy()
+                current, filled = following, shared
 
     def chunks(self, chunk: int) -> Iterator[tuple[int, list[np.ndarray]]]:
         """Yield ``(start, frames per view)`` over the whole video in chunks of ``chunk`` frames."""
@@ -138,20 +144,23 @@ def _prefetch(items: Iterator, depth: int = 1) -> Iterator:
     done = object()
     stop = threading.Event()
 
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            buffer.put(done)
+            put(done)
         except BaseException as err:  # handed to the consumer, which raises it
-            buffer.put(err)
+            put(err)
 
     thread = threading.Thread(target=produce, name="facemap-nwb-decode", daemon=True)
     thread.start()

@@ -12,7 +12,8 @@ Steps (as ``facemap.process.run``):
 3. Every frame projected on the components, motion energy per region, pupil, blink and running
    in chunks of 500 frames (``process_ROIs``).
 
-What differs (the means, not the results):
+What differs (the means; the components are the same, see the README for the one difference of
+scale: Facemap's one-segment masks and projections carry the singular values):
 
 * Exact SVDs through the smaller Gram matrix (``eigh``) instead of randomized PCA; the segments
   are merged into a running top-k basis as they come, so memory does not grow with video length.
@@ -205,6 +206,10 @@ def _plan(recordings: Sequence[VideoRecording], params: FacemapParameters, facem
         ybin = xbin = None
         if roi.type == "motion":
             ybin, xbin = _motion_bins(roi.y, roi.height, roi.x, roi.width, sbin, facemap_compatible)
+            # Facemap's x rule (ceil) can name one bin past the frame's last one at the right edge, where
+            # Facemap itself fails; clamp to the frame's bins.
+            view = views[roi.video]
+            ybin, xbin = (ybin[0], min(ybin[1], view.ybins)), (xbin[0], min(xbin[1], view.xbins))
             if ybin[1] <= ybin[0] or xbin[1] <= xbin[0]:
                 raise ValueError(
                     f"Motion ROI '{roi.name}' ({roi.width}x{roi.height} pixels) covers no whole spatial bin of "

@@ -144,7 +144,7 @@ def segment_svds(
     """SVD of one segment's motion and/or movie over a region: per kind ``(Uᵀ (k x P), S (k,), W S (T-1 x k))``."""
     samples = frames[0].shape[0] - 1
     pixels = sum(p.pixels for p in pieces)
-    k = max(0, min(k, samples, pixels))
+    k = max(0, min(k, samples, pixels - 1))  # centring over pixels leaves rank pixels - 1 at most
     grams = {kind: np.zeros((samples, samples)) for kind in kinds}
     sums = {kind: np.zeros(samples) for kind in kinds}
     for piece in pieces:

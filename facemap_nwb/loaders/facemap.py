@@ -130,13 +130,22 @@ def load_facemap_results(path: str | os.PathLike) -> FacemapResults:
     return results
 
 
+def _items(value) -> list:
+    """A Facemap list, also when savemat turned an empty list into an empty array (or it is missing)."""
+    if value is None:
+        return []
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return [] if value.size == 0 else [value]
+    return list(value)
+
+
 def _nonempty(arrays) -> list[np.ndarray]:
-    return [np.asarray(a) for a in (arrays or [])]
+    return [np.asarray(a) for a in _items(arrays)]
 
 
 def _frame_count(proc: dict) -> int:
     candidates = [*_nonempty(proc.get("motion")), *_nonempty(proc.get("motSVD")), *_nonempty(proc.get("movSVD"))]
-    candidates += [np.asarray(p["area"]) for p in proc.get("pupil") or []]
+    candidates += [np.asarray(p["area"]) for p in _items(proc.get("pupil"))]
     candidates += _nonempty(proc.get("blink")) + _nonempty(proc.get("running"))
     lengths = [a.shape[0] for a in candidates if a.ndim >= 1 and a.size]
     if not lengths:
@@ -190,9 +199,9 @@ def _regions(proc: dict, rois: list[ROI], raw_rois: list[dict], full_frame: bool
 
 def _svd_list(proc: dict, kind: str, region_of_slot: dict[int, int], regions: list[Region]) -> list[SVDComponents]:
     prefix = "mot" if kind == "motion" else "mov"
-    projections = proc.get(f"{prefix}SVD") or []
-    reshaped = proc.get(f"{prefix}Mask_reshape") or []
-    flat = proc.get(f"{prefix}Mask") or []
+    projections = _items(proc.get(f"{prefix}SVD"))
+    reshaped = _items(proc.get(f"{prefix}Mask_reshape"))
+    flat = _items(proc.get(f"{prefix}Mask"))
     reported = np.asarray(proc.get(f"{prefix}Sv", []), dtype=np.float32).ravel()
     one_chunk = reported.size == 0 or not np.any(reported)
     slots = [s for s in range(len(projections)) if s in region_of_slot and np.asarray(projections[s]).size]
@@ -219,15 +228,15 @@ def _svd_list(proc: dict, kind: str, region_of_slot: dict[int, int], regions: li
 
 def results_from_proc(proc: dict) -> FacemapResults:
     """Build the results model from Facemap's proc dict (as :func:`read_proc_file` returns it)."""
-    raw_rois = list(proc.get("rois") or [])
+    raw_rois = _items(proc.get("rois"))
     counters: dict[str, int] = {}
     rois = []
     for raw in raw_rois:
         roi = ROI.from_facemap(raw)
         rois.append(ROI.from_facemap(raw, name=f"{roi.type}{counters.get(roi.type, 0)}"))
         counters[roi.type] = counters.get(roi.type, 0) + 1
-    motion_svd = any(np.asarray(v).size for v in proc.get("motSVD") or [])
-    movie_svd = any(np.asarray(v).size for v in proc.get("movSVD") or [])
+    motion_svd = any(np.asarray(v).size for v in _items(proc.get("motSVD")))
+    movie_svd = any(np.asarray(v).size for v in _items(proc.get("movSVD")))
     full_frame = bool(proc.get("fullSVD", True))
     parameters = FacemapParameters(
         spatial_bin=int(proc["sbin"]),
@@ -246,7 +255,7 @@ def results_from_proc(proc: dict) -> FacemapResults:
     region_of_slot = {j + 1: index for j, index in enumerate(by_type.get("motion", []))}
     if full_frame:
         region_of_slot[0] = 0
-    motion = proc.get("motion") or []
+    motion = _items(proc.get("motion"))
     results = FacemapResults(
         parameters=parameters,
         frame_count=_frame_count(proc),
@@ -261,13 +270,15 @@ def results_from_proc(proc: dict) -> FacemapResults:
         movie_svd=_svd_list(proc, "movie", region_of_slot, regions),
         average_frame=_optional_array(proc.get("avgframe_reshape")),
         average_motion=_optional_array(proc.get("avgmotion_reshape")),
-        pupils=[_pupil(index, p) for index, p in zip(by_type.get("pupil", []), proc.get("pupil") or [])],
-        blinks={i: np.asarray(b, dtype=np.float64) for i, b in zip(by_type.get("blink", []), proc.get("blink") or [])},
+        pupils=[_pupil(index, p) for index, p in zip(by_type.get("pupil", []), _items(proc.get("pupil")))],
+        blinks={
+            i: np.asarray(b, dtype=np.float64) for i, b in zip(by_type.get("blink", []), _items(proc.get("blink")))
+        },
         running={
-            i: np.asarray(r, dtype=np.float64) for i, r in zip(by_type.get("running", []), proc.get("running") or [])
+            i: np.asarray(r, dtype=np.float64) for i, r in zip(by_type.get("running", []), _items(proc.get("running")))
         },
         engine="facemap",
-        video_files=[[str(f) for f in np.atleast_1d(row)] for row in proc.get("filenames") or []],
+        video_files=[[str(f) for f in np.atleast_1d(row)] for row in _items(proc.get("filenames"))],
         view_offsets=[
             (int(y), int(x))
             for y, x in zip(np.atleast_1d(proc.get("sybin", [0])), np.atleast_1d(proc.get("sxbin", [0])))

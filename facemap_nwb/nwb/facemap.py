@@ -305,7 +305,7 @@ def add_facemap_results(
         text = "Blink trace of region '{}': summed darkness below the saturation threshold (Facemap 'blink')."
         _add_traces(module, "Blink", results.blinks, regions, text, timing)
     if "running" in signals:
-        text = "Running of region '{}': (dy, dx) shift between consecutive frames by phase correlation, pixels."
+        text = "Running of region '{}': (dy, dx) shift between consecutive frames in pixels (Facemap 'running')."
         _add_traces(module, "Running", results.running, regions, text, timing, unit="pixels")
     return task
 
@@ -408,6 +408,18 @@ def _svds_from(module, kind: str, lazy: bool) -> list[SVDComponents]:
     return sorted(out, key=lambda s: s.region)
 
 
+def _frame_count(module) -> int:
+    """Frames of the signals: the length of any of the module's series, nested ones included."""
+    for interface in module.data_interfaces.values():
+        series = [interface] if isinstance(interface, TimeSeries) else []
+        for attribute in ("time_series", "spatial_series"):
+            series += list(getattr(interface, attribute, {}).values())
+        for item in series:
+            if item.num_samples is not None:
+                return int(item.num_samples)
+    return 0
+
+
 def results_from_nwbfile(nwbfile: NWBFile, *, module_name: str = "behavior", lazy: bool = False) -> FacemapResults:
     """The results model from an open NWB file (large arrays stay on disk when ``lazy``)."""
     if module_name not in nwbfile.processing or TASK_NAME not in nwbfile.processing[module_name].data_interfaces:
@@ -419,11 +431,9 @@ def results_from_nwbfile(nwbfile: NWBFile, *, module_name: str = "behavior", laz
     summary = module[SUMMARY_NAME].images if SUMMARY_NAME in module.data_interfaces else {}
     run = task.run
     motion_energy = _traces(module, "MotionEnergy", index_of, lazy)
-    first = next(iter(motion_energy.values()), None)
-    any_series = next((s for s in module.data_interfaces.values() if isinstance(s, TimeSeries)), None)
     return FacemapResults(
         parameters=FacemapParameters.from_json(task.parameters),
-        frame_count=int(any_series.num_samples) if any_series is not None else (0 if first is None else len(first)),
+        frame_count=_frame_count(module),
         view_shapes=[],
         regions=regions,
         motion_energy=motion_energy,
