@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,31 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     return path
 
 
+_HOST = socket.gethostname().replace(".", "_").replace("-", "_")
+
+
+def _remove_stale_partials(path: Path) -> None:
+    """Remove temporary outputs of ``path`` left by processes of this machine that died (kill -9)."""
+    prefix, suffix = f".{path.stem}.{_HOST}-", f".partial{path.suffix}"
+    for candidate in path.parent.glob(f".{path.stem}.*.partial{path.suffix}"):
+        name = candidate.name
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue  # another machine's: it may still be writing
+        pid = name[len(prefix) : -len(suffix)]
+        if pid.isdigit() and not _alive(int(pid)):
+            _remove(candidate)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
@@ -39,7 +65,8 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     """
     path = check_output_path(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    _remove_stale_partials(path)
+    temporary = path.with_name(f".{path.stem}.{_HOST}-{os.getpid()}.partial{path.suffix}")
     _remove(temporary)
     try:
         yield temporary

@@ -261,6 +261,30 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .session import run_session
+
+    result = run_session(args.session, force=args.force, overwrite=args.overwrite, progress=not args.quiet)
+    state = "reused cached results" if result.reused else f"results cached in {result.task_folder}"
+    _out(f"Wrote {result.nwb_path} ({state}) and {result.summary_png}")
+    return EXIT_OK
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import format_summary, run_batch
+
+    rows = run_batch(
+        args.sessions,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        retries=args.retries,
+        overwrite=args.overwrite,
+        force=args.force,
+    )
+    _out(format_summary(rows))
+    return EXIT_ERROR if any(r.status == "failed" for r in rows) else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facemap-nwb", description="Facemap face-video analysis to NWB.")
     parser.add_argument("--version", action="version", version=f"facemap-nwb {__version__}")
@@ -354,6 +378,22 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
     proc.add_argument("--timings-json", help=argparse.SUPPRESS)
     proc.set_defaults(handler=_cmd_process)
+
+    run = commands.add_parser("run", help="Run one session spec end to end (probe, process or load, NWB, plot).")
+    run.add_argument("session", metavar="SESSION.yaml", help="Session spec (see facemap_nwb.session).")
+    run.add_argument("--force", action="store_true", help="Recompute the task even if its results are cached.")
+    run.add_argument("--overwrite", action="store_true", help="Replace the session's NWB file if it exists.")
+    run.add_argument("--quiet", action="store_true", help="No progress bar.")
+    run.set_defaults(handler=_cmd_run)
+
+    batch = commands.add_parser("batch", help="Run many session specs on Dask (a local cluster by default).")
+    batch.add_argument("sessions", nargs="+", metavar="SESSION.yaml", help="Session specs.")
+    batch.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a local cluster).")
+    batch.add_argument("--workers", type=int, default=2, help="Workers of the local cluster (default: 2).")
+    batch.add_argument("--retries", type=int, default=1, help="Retries of a failed session (default: 1).")
+    batch.add_argument("--force", action="store_true", help="Recompute tasks even if their results are cached.")
+    batch.add_argument("--overwrite", action="store_true", help="Redo sessions whose NWB file exists.")
+    batch.set_defaults(handler=_cmd_batch)
 
     plot = commands.add_parser("plot", help="Draw a summary PNG of the Facemap results in an NWB file.")
     plot.add_argument("nwb_file", metavar="FILE.nwb", help="NWB file with Facemap results.")

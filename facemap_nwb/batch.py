@@ -1,0 +1,117 @@
+"""Many sessions on Dask: one Dask task per session spec, on a local cluster or a scheduler you give
+(and so SLURM and other clusters through dask-jobqueue). A session that fails is reported with its error
+and the others go on; a rerun after an interruption (even ``kill -9`` of the client) finishes only what
+is missing, because each session's NWB file appears only when complete (atomic writes) and each task's
+results are memoized (:mod:`facemap_nwb.session`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["BatchRow", "run_batch", "format_summary"]
+
+
+@dataclass
+class BatchRow:
+    """What happened to one session: ``done``, ``reused`` (already complete) or ``failed``."""
+
+    spec: str
+    status: str
+    seconds: float = 0.0
+    nwb_path: str = ""
+    error: str = ""
+
+
+def _run_one(spec_path: str, overwrite: bool, force: bool) -> dict:
+    """Runs on a Dask worker: one session, end to end."""
+    from .session import load_session_spec, run_session
+
+    start = time.perf_counter()
+    spec = load_session_spec(spec_path)
+    if spec.nwb_path.exists() and not overwrite:
+        return {"status": "reused", "seconds": time.perf_counter() - start, "nwb_path": str(spec.nwb_path)}
+    result = run_session(spec, force=force, overwrite=overwrite)
+    status = "reused" if result.reused else "done"
+    return {"status": status, "seconds": time.perf_counter() - start, "nwb_path": str(result.nwb_path)}
+
+
+def _client(scheduler: str | None, workers: int):
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as err:
+        raise ImportError("Batch runs need Dask: pip install 'facemap-nwb[batch]'.") from err
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def run_batch(
+    specs: Sequence[str | os.PathLike],
+    *,
+    scheduler: str | None = None,
+    workers: int = 2,
+    retries: int = 1,
+    overwrite: bool = False,
+    force: bool = False,
+) -> list[BatchRow]:
+    """Run every session spec as one Dask task; returns one row per spec, in the order given.
+
+    Specs are checked before anything is submitted; a bad spec is a failed row and the rest still run.
+    """
+    from .session import load_session_spec
+
+    rows: dict[str, BatchRow] = {}
+    runnable = []
+    for path in specs:
+        path = str(Path(path).resolve())
+        try:
+            load_session_spec(path)
+            runnable.append(path)
+        except (ValueError, OSError) as err:
+            rows[path] = BatchRow(path, "failed", error=str(err))
+    if runnable:
+        from dask.distributed import as_completed
+
+        client, cluster = _client(scheduler, workers)
+        try:
+            futures = {
+                client.submit(
+                    _run_one,
+                    path,
+                    overwrite,
+                    force,
+                    key=f"facemap-nwb-{i}-{Path(path).stem}",
+                    retries=retries,
+                    pure=False,
+                ): path
+                for i, path in enumerate(runnable)
+            }
+            for future in as_completed(futures):
+                path = futures[future]
+                try:
+                    out = future.result()
+                    rows[path] = BatchRow(path, out["status"], out["seconds"], out["nwb_path"])
+                except Exception as err:  # noqa: BLE001 - a failed session is reported, the others go on
+                    rows[path] = BatchRow(path, "failed", error=f"{type(err).__name__}: {err}")
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return [rows[str(Path(p).resolve())] for p in specs]
+
+
+def format_summary(rows: list[BatchRow]) -> str:
+    """The summary table: one line per session, then the counts."""
+    lines = [f"{'status':8s} {'seconds':>8s}  session"]
+    for row in rows:
+        detail = row.nwb_path if row.status != "failed" else row.error.splitlines()[0] if row.error else ""
+        lines.append(f"{row.status:8s} {row.seconds:8.1f}  {row.spec}\n{'':18s}{detail}")
+    counts = {s: sum(r.status == s for r in rows) for s in ("done", "reused", "failed")}
+    lines.append(f"{counts['done']} done, {counts['reused']} reused, {counts['failed']} failed, {len(rows)} in all")
+    return "\n".join(lines)

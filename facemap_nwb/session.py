@@ -1,0 +1,370 @@
+"""Sessions from files instead of a database: a YAML session spec, validated before any work starts, run
+end to end (probe, process or load, write NWB, validate, plot), with results memoized per task.
+
+A spec (all paths of videos and Facemap outputs relative to one of the root folders)::
+
+    subject: {subject_id: m1, species: Mus musculus, sex: F, age: P60D}
+    session:
+      session_id: day1
+      session_start_time: "2024-05-06T12:30:00+01:00"   # with a time zone
+      session_description: Face camera during running.
+      lab: My Lab
+      institution: My Institute
+      experimenter: ["Doe, Jane"]                         # optional
+    paths: {roots: [/data/raw], processed: /data/processed}
+    recordings:
+      - {name: FaceCamera, device: FaceCamera, files: [mouse1/day1/face_part1.mp4, mouse1/day1/face_part2.mp4]}
+    tasks:
+      - task_id: "0"
+        mode: trigger                 # or load, with proc_file: mouse1/day1/face_proc.npy
+        engine: native                # or facemap
+        parameter_file: params.yaml   # or parameters: {...}; relative to the spec's folder
+        roi_file: rois.yaml           # optional: ROIs (and parameters) from another file
+        motion_svd: true              # optional overrides
+        movie_svd: false
+        description: Whiskers and pupil.
+
+Memoization (element-facemap's ``FacemapProcessing`` is computed once per task): each task's results
+are kept in ``<processed>/<first video's folder>/facemap_<task id>/results.nwb`` with the hash of their
+inputs (parameters, engine, mode and each input file's path, size and modification time) in
+``results.json``; a rerun with the same inputs reuses them, a change recomputes, ``force`` recomputes
+anyway. The session's NWB file is written next to it as ``sub-<subject>_ses-<session>_behavior+image.nwb``
+in ``<processed>/sub-<subject>/``, all-or-nothing, with the summary PNG beside it.
+
+This version runs one task per session (one Facemap task per NWB file); a spec with several is
+refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from .params import FacemapParameters
+from .paths import DataPaths
+
+__all__ = ["SessionSpec", "SpecError", "load_session_spec", "run_session", "SESSION_SCHEMA", "dandi_file_name"]
+
+
+class SpecError(ValueError):
+    """A session spec that cannot be run: names the spec file, the key and the fix."""
+
+
+_STRING = {"type": "string", "minLength": 1}
+SESSION_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "facemap-nwb session",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["subject", "session", "paths", "recordings", "tasks"],
+    "properties": {
+        "subject": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["subject_id", "species", "sex"],
+            "properties": {
+                "subject_id": _STRING,
+                "species": _STRING,
+                "sex": {"enum": ["M", "F", "U", "O"]},
+                "age": {"type": "string", "pattern": "^P"},
+                "date_of_birth": _STRING,
+                "description": {"type": "string"},
+                "strain": {"type": "string"},
+                "genotype": {"type": "string"},
+            },
+            "anyOf": [{"required": ["age"]}, {"required": ["date_of_birth"]}],
+        },
+        "session": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["session_id", "session_start_time", "session_description", "lab", "institution"],
+            "properties": {
+                "session_id": _STRING,
+                "session_start_time": _STRING,
+                "session_description": _STRING,
+                "lab": _STRING,
+                "institution": _STRING,
+                "experimenter": {"type": "array", "items": _STRING},
+                "experiment_description": {"type": "string"},
+                "keywords": {"type": "array", "items": _STRING},
+            },
+        },
+        "paths": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["roots"],
+            "properties": {"roots": {"type": "array", "items": _STRING, "minItems": 1}, "processed": _STRING},
+        },
+        "recordings": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "files"],
+                "properties": {
+                    "name": _STRING,
+                    "device": _STRING,
+                    "files": {"type": "array", "items": _STRING, "minItems": 1},
+                },
+            },
+        },
+        "tasks": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["task_id", "mode"],
+                "properties": {
+                    "task_id": {"type": ["string", "integer"]},
+                    "mode": {"enum": ["load", "trigger"]},
+                    "engine": {"enum": ["native", "facemap"]},
+                    "parameters": {"type": "object"},
+                    "parameter_file": _STRING,
+                    "roi_file": _STRING,
+                    "proc_file": _STRING,
+                    "motion_svd": {"type": "boolean"},
+                    "movie_svd": {"type": "boolean"},
+                    "description": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+@dataclass
+class TaskSpec:
+    task_id: str
+    mode: str
+    engine: str
+    parameters: FacemapParameters
+    proc_file: Path | None
+    description: str
+
+
+@dataclass
+class SessionSpec:
+    path: Path
+    subject: dict
+    session: dict
+    paths: DataPaths
+    recordings: list[dict]  # name, device, files (full paths)
+    tasks: list[TaskSpec] = field(default_factory=list)
+
+    @property
+    def nwb_path(self) -> Path:
+        folder = self.paths.processed_root / f"sub-{_dandi_label(self.subject['subject_id'])}"
+        return folder / dandi_file_name(self.subject["subject_id"], self.session["session_id"])
+
+
+def _dandi_label(value: str) -> str:
+    """DANDI's entity labels allow letters, digits and dashes only."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", str(value)).strip("-") or "unknown"
+
+
+def dandi_file_name(subject_id: str, session_id: str) -> str:
+    """``sub-<subject>_ses-<session>_behavior+image.nwb``, DANDI's convention for behaviour with video."""
+    return f"sub-{_dandi_label(subject_id)}_ses-{_dandi_label(session_id)}_behavior+image.nwb"
+
+
+def _error(spec: Path, key: str, problem: str, fix: str) -> SpecError:
+    return SpecError(f"Session spec '{spec}': {key}: {problem}. {fix}")
+
+
+def _read_yaml(path: Path, what: str, spec: Path, key: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _error(
+            spec, key, f"{what} '{path}' does not exist", "Fix the path (relative to the spec's folder)."
+        ) from None
+    except yaml.YAMLError as err:
+        problem = f"{what} '{path}' does not parse ({str(err).splitlines()[0]})"
+        raise _error(spec, key, problem, "Fix its YAML/JSON syntax.") from None
+
+
+def _schema_errors(raw, spec: Path) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(SESSION_SCHEMA)
+    errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    err = errors[0]
+    key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+    if err.validator == "additionalProperties":
+        unknown = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        allowed = ", ".join(sorted(err.schema.get("properties", {})))
+        raise _error(spec, key, f"unknown key(s) {unknown}", f"Allowed keys here: {allowed}.")
+    if err.validator == "required":
+        raise _error(spec, key, err.message, "Add it.")
+    raise _error(spec, key, err.message, "See the spec format in facemap_nwb.session.")
+
+
+def _task(raw: dict, spec: Path, index: int, paths: DataPaths) -> TaskSpec:
+    key = f"tasks.{index}"
+    values: dict = {}
+    if "parameter_file" in raw:
+        values = _read_yaml(spec.parent / raw["parameter_file"], "parameter file", spec, f"{key}.parameter_file") or {}
+    values = {**values, **raw.get("parameters", {})}
+    if "roi_file" in raw:
+        rois = _read_yaml(spec.parent / raw["roi_file"], "ROI file", spec, f"{key}.roi_file") or {}
+        values = {**values, **(rois if isinstance(rois, dict) else {"rois": rois})}
+    try:
+        params = FacemapParameters.from_dict(values, source=f"{key} of '{spec}'")
+    except (TypeError, ValueError) as err:
+        raise _error(spec, key, f"bad parameters ({err})", "Fix the parameters or the parameter file.") from None
+    overrides = {k: raw[k] for k in ("motion_svd", "movie_svd") if k in raw}
+    params = replace(params, **overrides) if overrides else params
+    proc_file = None
+    if raw["mode"] == "load":
+        if "proc_file" not in raw:
+            raise _error(spec, f"{key}.proc_file", "a load task needs Facemap's output", "Add proc_file.")
+        proc_file = _find(paths, raw["proc_file"], spec, f"{key}.proc_file")
+    return TaskSpec(
+        task_id=str(raw["task_id"]),
+        mode=raw["mode"],
+        engine=raw.get("engine", "native"),
+        parameters=params,
+        proc_file=proc_file,
+        description=raw.get("description", ""),
+    )
+
+
+def _find(paths: DataPaths, relative: str, spec: Path, key: str) -> Path:
+    try:
+        return paths.find(relative)
+    except FileNotFoundError as err:
+        raise _error(spec, key, str(err).rstrip("."), "Fix the path or add its root folder to paths.roots.") from None
+
+
+def load_session_spec(path: str | os.PathLike) -> SessionSpec:
+    """Read and check a session spec; every problem is reported before any work starts."""
+    spec = Path(path).resolve()
+    raw = _read_yaml(spec, "session spec", spec, "(file)")
+    if not isinstance(raw, dict):
+        raise _error(spec, "(top level)", "the spec is not a mapping", "Write it as YAML keys (subject, session, ...).")
+    _schema_errors(raw, spec)
+    roots = [(spec.parent / r).resolve() for r in raw["paths"]["roots"]]
+    for i, root in enumerate(roots):
+        if not root.is_dir():
+            raise _error(spec, f"paths.roots.{i}", f"root folder '{root}' does not exist", "Fix the path.")
+    processed = raw["paths"].get("processed")
+    paths = DataPaths(roots=roots, processed=(spec.parent / processed).resolve() if processed else None)
+    try:
+        start = datetime.fromisoformat(raw["session"]["session_start_time"])
+    except ValueError:
+        raise _error(
+            spec, "session.session_start_time", "not an ISO 8601 time", "Write e.g. 2024-05-06T12:30:00+01:00."
+        ) from None
+    if start.tzinfo is None:
+        raise _error(spec, "session.session_start_time", "no time zone", "Add one, e.g. +01:00 or Z.")
+    recordings = []
+    for i, rec in enumerate(raw["recordings"]):
+        files = [_find(paths, f, spec, f"recordings.{i}.files.{j}") for j, f in enumerate(rec["files"])]
+        recordings.append({"name": rec["name"], "device": rec.get("device", rec["name"]), "files": files})
+    ids = [str(t["task_id"]) for t in raw["tasks"]]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise _error(spec, "tasks", f"task id(s) {duplicated} used more than once", "Give every task its own id.")
+    if len(raw["tasks"]) > 1:
+        raise _error(spec, "tasks", "more than one task", "Write one spec per task (one Facemap task per NWB file).")
+    tasks = [_task(t, spec, i, paths) for i, t in enumerate(raw["tasks"])]
+    return SessionSpec(spec, dict(raw["subject"]), dict(raw["session"]), paths, recordings, tasks)
+
+
+def _file_key(path: Path) -> dict:
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def task_hash(task: TaskSpec, recordings: list[dict]) -> str:
+    """Hash of everything a task's results depend on."""
+    inputs = {
+        "parameters": task.parameters.to_dict(),
+        "mode": task.mode,
+        "engine": task.engine,
+        "videos": [_file_key(f) for r in recordings for f in r["files"]],
+        "proc_file": _file_key(task.proc_file) if task.proc_file else None,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class SessionResult:
+    nwb_path: Path
+    summary_png: Path
+    reused: bool
+    task_folder: Path
+
+
+def _cached_results(folder: Path, digest: str):
+    from .nwb.io import read_facemap_nwb
+
+    stamp, cached = folder / "results.json", folder / "results.nwb"
+    if stamp.exists() and cached.exists():
+        try:
+            if json.loads(stamp.read_text()).get("hash") == digest:
+                return read_facemap_nwb(cached)
+        except (ValueError, OSError):  # a damaged cache is recomputed
+            return None
+    return None
+
+
+def _store_results(folder: Path, digest: str, results, recordings) -> None:
+    from .convert import write_results_nwb
+
+    start = {"NWBFile": {"session_start_time": "1970-01-01T00:00:00+00:00"}}
+    write_results_nwb(folder / "results.nwb", results, recordings, metadata=start, overwrite=True)
+    (folder / "results.json").write_text(json.dumps({"hash": digest}))
+
+
+def run_session(spec: SessionSpec | str | os.PathLike, *, force: bool = False, overwrite: bool = False, progress=False):
+    """Run one session end to end; returns a :class:`SessionResult`."""
+    from .atomic import check_output_path
+    from .convert import check_views, write_results_nwb
+    from .engines import process_recordings
+    from .loaders.facemap import load_facemap_results
+    from .plot import plot_summary
+    from .video import probe_recording
+
+    spec = spec if isinstance(spec, SessionSpec) else load_session_spec(spec)
+    nwb_path = check_output_path(spec.nwb_path, overwrite=overwrite)
+    (task,) = spec.tasks
+    recordings = [probe_recording(r["files"], name=r["name"], device=r["device"]) for r in spec.recordings]
+    folder = spec.paths.output_dir(recordings[0].paths[0], task.task_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = task_hash(task, spec.recordings)
+    results = None if force else _cached_results(folder, digest)
+    reused = results is not None
+    if results is None:
+        if task.mode == "load":
+            results = load_facemap_results(task.proc_file)
+            check_views(results, recordings)
+        else:
+            options = {"progress": progress} if task.engine == "native" else {}
+            results = process_recordings(recordings, task.parameters, engine=task.engine, **options)
+        _store_results(folder, digest, results, recordings)
+    session = dict(spec.session)
+    metadata = {"NWBFile": session, "Subject": dict(spec.subject)}
+    write_results_nwb(
+        nwb_path,
+        results,
+        recordings,
+        metadata=metadata,
+        task_id=task.task_id,
+        task_mode=task.mode,
+        description=task.description or None,
+        overwrite=overwrite,
+    )
+    summary = plot_summary(nwb_path, nwb_path.with_suffix(".png"), overwrite=True)
+    return SessionResult(nwb_path=nwb_path, summary_png=summary, reused=reused, task_folder=folder)

@@ -1,0 +1,92 @@
+"""Batch runs on a local Dask cluster: sessions in parallel, a broken one reported, kill -9 and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+pytest.importorskip("dask.distributed", reason="batch runs need Dask (the 'batch' extra)")
+
+from facemap_nwb.batch import run_batch  # noqa: E402
+from facemap_nwb.synthetic import make_face_video  # noqa: E402
+
+from .conftest import CREATION  # noqa: E402
+
+
+def make_sessions(folder, count: int, broken: int | None = None) -> list:
+    raw = folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    (folder / "params.yaml").write_text("spatial_bin: 4\nmotion_svd: true\nn_components: 10\n")
+    specs = []
+    for i in range(count):
+        video = raw / f"s{i}" / "face.mp4"
+        video.parent.mkdir(exist_ok=True)
+        make_face_video(video, n_frames=30 + i, seed=i, creation_time=CREATION)
+        if i == broken:  # decodes no frame: the session fails at run time
+            video.write_bytes(b"not a video at all" * 10)
+        spec = {
+            "subject": {"subject_id": f"m{i}", "species": "Mus musculus", "sex": "U", "age": "P60D"},
+            "session": {
+                "session_id": "day1",
+                "session_start_time": "2023-03-04T05:06:07+00:00",
+                "session_description": "Batch test.",
+                "lab": "Lab",
+                "institution": "Institute",
+            },
+            "paths": {"roots": ["raw"], "processed": "processed"},
+            "recordings": [{"name": "FaceCamera", "files": [f"s{i}/face.mp4"]}],
+            "tasks": [{"task_id": 0, "mode": "trigger", "parameter_file": "params.yaml"}],
+        }
+        path = folder / f"session{i}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        specs.append(path)
+    return specs
+
+
+def nwb_files(folder):
+    return sorted((folder / "processed").rglob("sub-*_behavior+image.nwb"))
+
+
+def test_batch_on_a_local_cluster_with_a_broken_session(tmp_path):
+    specs = make_sessions(tmp_path, 4, broken=2)
+    rows = run_batch(specs, workers=2, retries=0)
+    assert [r.status for r in rows] == ["done", "done", "failed", "done"]
+    assert "session2.yaml" in rows[2].spec and "not a readable video" in rows[2].error
+    assert len(nwb_files(tmp_path)) == 3
+    again = run_batch(specs, workers=2, retries=0)
+    assert [r.status for r in again] == ["reused", "reused", "failed", "reused"]
+
+
+def test_batch_command_exit_code_and_summary(tmp_path):
+    specs = make_sessions(tmp_path, 2, broken=1)
+    run = subprocess.run(
+        [sys.executable, "-m", "facemap_nwb", "batch", *map(str, specs), "--workers", "1", "--retries", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1
+    assert "1 done, 0 reused, 1 failed" in run.stdout and "session1.yaml" in run.stdout
+
+
+def test_kill_9_then_rerun_finishes_only_what_is_missing(tmp_path):
+    specs = make_sessions(tmp_path, 6)
+    command = [sys.executable, "-m", "facemap_nwb", "batch", *map(str, specs), "--workers", "1"]
+    client = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(nwb_files(tmp_path)) < 2:
+        time.sleep(0.2)
+    os.killpg(client.pid, signal.SIGKILL)  # the client and its local cluster, as kill -9 of the batch would
+    client.wait()
+    done_before = len(nwb_files(tmp_path))
+    assert 2 <= done_before < 6, f"{done_before} sessions were done when the batch was killed"
+    rows = run_batch(specs, workers=2)
+    assert [r.status for r in rows].count("reused") >= done_before
+    assert all(r.status in ("done", "reused") for r in rows)
+    assert len(nwb_files(tmp_path)) == 6
+    assert not list((tmp_path / "processed").rglob("*.partial*")), "a partial file was left behind"
