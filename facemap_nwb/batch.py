@@ -33,8 +33,6 @@ def _run_one(spec_path: str, overwrite: bool, force: bool) -> dict:
 
     start = time.perf_counter()
     spec = load_session_spec(spec_path)
-    if spec.nwb_path.exists() and not overwrite:
-        return {"status": "reused", "seconds": time.perf_counter() - start, "nwb_path": str(spec.nwb_path)}
     result = run_session(spec, force=force, overwrite=overwrite)
     status = "reused" if result.reused else "done"
     return {"status": status, "seconds": time.perf_counter() - start, "nwb_path": str(result.nwb_path)}
@@ -66,15 +64,30 @@ def run_batch(
     """
     from .session import load_session_spec
 
+    from .session import session_state
+
     rows: dict[str, BatchRow] = {}
     runnable = []
     for path in specs:
         path = str(Path(path).resolve())
+        start = time.perf_counter()
         try:
-            load_session_spec(path)
-            runnable.append(path)
+            spec = load_session_spec(path)
+            state = "missing" if overwrite or force else session_state(spec)
         except (ValueError, OSError) as err:
             rows[path] = BatchRow(path, "failed", error=str(err))
+            continue
+        if state == "current":  # complete from an earlier run: nothing to submit
+            rows[path] = BatchRow(path, "reused", time.perf_counter() - start, str(spec.nwb_path))
+        elif state == "stale":
+            rows[path] = BatchRow(
+                path,
+                "failed",
+                error=f"'{spec.nwb_path}' exists but the session's inputs changed since it was written; "
+                "rerun with --overwrite to replace it.",
+            )
+        else:
+            runnable.append(path)
     if runnable:
         from dask.distributed import as_completed
 

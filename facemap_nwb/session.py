@@ -299,6 +299,21 @@ def task_hash(task: TaskSpec, recordings: list[dict]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
+def session_state(spec: SessionSpec) -> str:
+    """``"missing"`` (no NWB file yet), ``"current"`` (NWB file written from the task's cached results for
+    today's inputs) or ``"stale"`` (an NWB file exists but the inputs changed since)."""
+    if not spec.nwb_path.exists():
+        return "missing"
+    (task,) = spec.tasks
+    first_video = spec.recordings[0]["files"][0]
+    folder = spec.paths.output_dir(first_video, task.task_id)
+    try:
+        stamp = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        return "stale"
+    return "current" if stamp.get("hash") == task_hash(task, spec.recordings) else "stale"
+
+
 @dataclass
 class SessionResult:
     nwb_path: Path

@@ -90,3 +90,100 @@ def test_kill_9_then_rerun_finishes_only_what_is_missing(tmp_path):
     assert all(r.status in ("done", "reused") for r in rows)
     assert len(nwb_files(tmp_path)) == 6
     assert not list((tmp_path / "processed").rglob("*.partial*")), "a partial file was left behind"
+
+
+def test_rerun_reuses_everything_quickly_and_a_change_recomputes_one(tmp_path):
+    specs = make_sessions(tmp_path, 3)
+    start = time.perf_counter()
+    assert [r.status for r in run_batch(specs, workers=2)] == ["done"] * 3
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    assert [r.status for r in run_batch(specs, workers=2)] == ["reused"] * 3
+    second = time.perf_counter() - start
+    assert second < 0.1 * first, f"rerun took {second:.2f} s against {first:.2f} s"
+    spec = yaml.safe_load(specs[1].read_text())
+    spec["tasks"][0]["movie_svd"] = True
+    specs[1].write_text(yaml.safe_dump(spec))
+    stale = run_batch(specs, workers=2)
+    assert stale[1].status == "failed" and "--overwrite" in stale[1].error  # never replaced unasked
+    assert [r.status for r in run_batch(specs, workers=2, overwrite=True)] == ["reused", "done", "reused"]
+
+
+def _contents(path) -> dict:
+    """Every dataset and attribute of an NWB file, apart from identifiers and creation dates."""
+    import h5py
+    import numpy as np
+
+    skip = {"identifier", "file_create_date", "object_id", "processing_time"}
+    out = {}
+
+    def plain(value, f):
+        if isinstance(value, h5py.Reference):
+            return f[value].name  # references compare by what they point to
+        return repr(value.tolist() if isinstance(value, np.ndarray) else value)  # repr: nan equals nan
+
+    with h5py.File(path, "r") as f:
+
+        def visit(name, item):
+            if name.split("/")[-1] in skip:
+                return
+            for key, value in item.attrs.items():
+                if key not in skip:
+                    out[f"{name}@{key}"] = plain(value, f)
+            if isinstance(item, h5py.Dataset) and item.dtype.kind != "O" and item.dtype.names is None:
+                out[name] = plain(item[()], f)
+
+        f.visititems(visit)
+    return out
+
+
+def test_local_cluster_and_separate_scheduler_give_the_same_files(tmp_path):
+    dask = os.path.join(os.path.dirname(sys.executable), "dask")
+    local_dir, remote_dir = tmp_path / "local", tmp_path / "remote"
+    local = make_sessions(local_dir, 6)
+    import shutil
+
+    shutil.copytree(local_dir, remote_dir)  # the same videos (x264 output is not bit-reproducible across runs)
+    remote = [remote_dir / p.name for p in local]
+    assert all(r.status == "done" for r in run_batch(local, workers=2))
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", "--no-dashboard"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    worker = None
+    try:
+        deadline = time.time() + 60
+        while not scheduler_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        import json
+
+        address = json.loads(scheduler_file.read_text())["address"]
+        worker = subprocess.Popen(
+            [
+                dask,
+                "worker",
+                "--scheduler-file",
+                str(scheduler_file),
+                "--nworkers",
+                "2",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert all(r.status == "done" for r in run_batch(remote, scheduler=address))
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
+    local_files, remote_files = nwb_files(local_dir), nwb_files(remote_dir)
+    assert [p.relative_to(local_dir) for p in local_files] == [p.relative_to(remote_dir) for p in remote_files]
+    for a, b in zip(local_files, remote_files):
+        assert _contents(a) == _contents(b), f"{a.name} differs between the two clusters"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import yaml
 
@@ -108,3 +110,32 @@ def test_bad_spec_is_refused_before_any_work(layout, case, capsys):
     assert main(["run", str(path)]) == 1
     assert str(path) in capsys.readouterr().err
     assert not (folder / "processed").exists(), "work started before the spec was checked"
+
+
+def test_summary_png_of_an_lp_session(tmp_path, lp_video):
+    """A session on lp_test_vid.mp4 with ROIs of all four types: the PNG exists and is not blank."""
+    import matplotlib.image
+
+    from .conftest import lp_parameters
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    shutil.copy(lp_video, raw / "lp.mp4")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(lp_parameters().to_dict()))
+    spec = {
+        "subject": {"subject_id": "lp", "species": "Mus musculus", "sex": "U", "age": "P60D"},
+        "session": {
+            "session_id": "wheel",
+            "session_start_time": "2024-01-01T00:00:00+00:00",
+            "session_description": "Lightning Pose example video.",
+            "lab": "Lab",
+            "institution": "Institute",
+        },
+        "paths": {"roots": ["raw"], "processed": "processed"},
+        "recordings": [{"name": "FaceCamera", "files": ["lp.mp4"]}],
+        "tasks": [{"task_id": 0, "mode": "trigger", "parameter_file": "params.yaml"}],
+    }
+    result = run_session(write_spec(tmp_path, spec))
+    image = matplotlib.image.imread(result.summary_png)
+    assert image.shape[0] > 400 and image[..., :3].std() > 0.05
+    assert result.summary_png == result.nwb_path.with_suffix(".png")
