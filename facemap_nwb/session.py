@@ -11,7 +11,7 @@ A spec (all paths of videos and Facemap outputs relative to one of the root fold
       lab: My Lab
       institution: My Institute
       experimenter: ["Doe, Jane"]                         # optional
-    paths: {roots: [/data/raw], processed: /data/processed}
+    paths: {roots: [/data/raw], processed: /data/processed, output: /data/dandiset}   # output optional
     recordings:
       - {name: FaceCamera, device: FaceCamera, files: [mouse1/day1/face_part1.mp4, mouse1/day1/face_part2.mp4]}
     tasks:
@@ -28,8 +28,10 @@ Memoization (element-facemap's ``FacemapProcessing`` is computed once per task):
 are kept in ``<processed>/<first video's folder>/facemap_<task id>/results.nwb`` with the hash of their
 inputs (parameters, engine, mode and each input file's path, size and modification time) in
 ``results.json``; a rerun with the same inputs reuses them, a change recomputes, ``force`` recomputes
-anyway. The session's NWB file is written next to it as ``sub-<subject>_ses-<session>_behavior+image.nwb``
-in ``<processed>/sub-<subject>/``, all-or-nothing, with the summary PNG beside it.
+anyway. The session's NWB file is written as ``sub-<subject>_ses-<session>_behavior+image.nwb`` in
+``<output>/sub-<subject>/`` (``output`` is the Dandiset folder, ``<processed>/nwb`` by default, kept apart
+from the caches so that ``dandi validate`` sees only session files), all-or-nothing, with the summary PNG
+beside it.
 
 This version runs one task per session (one Facemap task per NWB file); a spec with several is
 refused with a clear message.
@@ -98,7 +100,11 @@ SESSION_SCHEMA = {
             "type": "object",
             "additionalProperties": False,
             "required": ["roots"],
-            "properties": {"roots": {"type": "array", "items": _STRING, "minItems": 1}, "processed": _STRING},
+            "properties": {
+                "roots": {"type": "array", "items": _STRING, "minItems": 1},
+                "processed": _STRING,
+                "output": _STRING,
+            },
         },
         "recordings": {
             "type": "array",
@@ -157,10 +163,12 @@ class SessionSpec:
     paths: DataPaths
     recordings: list[dict]  # name, device, files (full paths)
     tasks: list[TaskSpec] = field(default_factory=list)
+    output: Path | None = None  # the Dandiset folder; <processed>/nwb by default
 
     @property
     def nwb_path(self) -> Path:
-        folder = self.paths.processed_root / f"sub-{_dandi_label(self.subject['subject_id'])}"
+        root = self.output or self.paths.processed_root / "nwb"
+        folder = root / f"sub-{_dandi_label(self.subject['subject_id'])}"
         return folder / dandi_file_name(self.subject["subject_id"], self.session["session_id"])
 
 
@@ -279,7 +287,9 @@ def load_session_spec(path: str | os.PathLike) -> SessionSpec:
     if len(raw["tasks"]) > 1:
         raise _error(spec, "tasks", "more than one task", "Write one spec per task (one Facemap task per NWB file).")
     tasks = [_task(t, spec, i, paths) for i, t in enumerate(raw["tasks"])]
-    return SessionSpec(spec, dict(raw["subject"]), dict(raw["session"]), paths, recordings, tasks)
+    output = raw["paths"].get("output")
+    output = (spec.parent / output).resolve() if output else None
+    return SessionSpec(spec, dict(raw["subject"]), dict(raw["session"]), paths, recordings, tasks, output)
 
 
 def _file_key(path: Path) -> dict:

@@ -52,7 +52,7 @@ def test_run_session_end_to_end_and_memoized(layout, capsys):
     folder, spec = layout
     path = write_spec(folder, spec)
     first = run_session(path)
-    assert first.nwb_path == folder / "processed" / "sub-m1" / "sub-m1_ses-day1_behavior+image.nwb"
+    assert first.nwb_path == folder / "processed" / "nwb" / "sub-m1" / "sub-m1_ses-day1_behavior+image.nwb"
     assert first.summary_png.exists() and not first.reused
     assert first.task_folder == folder / "processed" / "m1" / "day1" / "facemap_0"
     results = read_facemap_nwb(first.nwb_path)
