@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = ["BatchRow", "run_batch", "format_summary"]
@@ -27,13 +27,13 @@ class BatchRow:
     error: str = ""
 
 
-def _run_one(spec_path: str, overwrite: bool, force: bool) -> dict:
+def _run_one(spec_path: str, overwrite: bool, force: bool, backend: str) -> dict:
     """Runs on a Dask worker: one session, end to end."""
     from .session import load_session_spec, run_session
 
     start = time.perf_counter()
     spec = load_session_spec(spec_path)
-    result = run_session(spec, force=force, overwrite=overwrite)
+    result = run_session(spec, force=force, overwrite=overwrite, backend=backend)
     status = "reused" if result.reused else "done"
     return {"status": status, "seconds": time.perf_counter() - start, "nwb_path": str(result.nwb_path)}
 
@@ -57,6 +57,7 @@ def run_batch(
     retries: int = 1,
     overwrite: bool = False,
     force: bool = False,
+    backend: str = "hdf5",
 ) -> list[BatchRow]:
     """Run every session spec as one Dask task; returns one row per spec, in the order given.
 
@@ -72,7 +73,7 @@ def run_batch(
         path = str(Path(path).resolve())
         start = time.perf_counter()
         try:
-            spec = load_session_spec(path)
+            spec = replace(load_session_spec(path), backend=backend)
             state = "missing" if overwrite or force else session_state(spec)
         except (ValueError, OSError) as err:
             rows[path] = BatchRow(path, "failed", error=str(err))
@@ -99,6 +100,7 @@ def run_batch(
                     path,
                     overwrite,
                     force,
+                    backend,
                     key=f"facemap-nwb-{i}-{Path(path).stem}",
                     retries=retries,
                     pure=False,

@@ -264,7 +264,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .session import run_session
 
-    result = run_session(args.session, force=args.force, overwrite=args.overwrite, progress=not args.quiet)
+    result = run_session(
+        args.session, force=args.force, overwrite=args.overwrite, progress=not args.quiet, backend=args.backend
+    )
     state = "reused cached results" if result.reused else f"results cached in {result.task_folder}"
     _out(f"Wrote {result.nwb_path} ({state}) and {result.summary_png}")
     return EXIT_OK
@@ -280,6 +282,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         retries=args.retries,
         overwrite=args.overwrite,
         force=args.force,
+        backend=args.backend,
     )
     _out(format_summary(rows))
     return EXIT_ERROR if any(r.status == "failed" for r in rows) else EXIT_OK
@@ -384,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="Recompute the task even if its results are cached.")
     run.add_argument("--overwrite", action="store_true", help="Replace the session's NWB file if it exists.")
     run.add_argument("--quiet", action="store_true", help="No progress bar.")
+    run.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     run.set_defaults(handler=_cmd_run)
 
     batch = commands.add_parser("batch", help="Run many session specs on Dask (a local cluster by default).")
@@ -393,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--retries", type=int, default=1, help="Retries of a failed session (default: 1).")
     batch.add_argument("--force", action="store_true", help="Recompute tasks even if their results are cached.")
     batch.add_argument("--overwrite", action="store_true", help="Redo sessions whose NWB file exists.")
+    batch.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     batch.set_defaults(handler=_cmd_batch)
 
     plot = commands.add_parser("plot", help="Draw a summary PNG of the Facemap results in an NWB file.")

@@ -91,6 +91,7 @@ def write_results_nwb(
         description=description,
         signals=signals,
         n_components=n_components,
+        video_column=backend != "zarr",
     )
     return write_nwbfile(nwbfile, output, overwrite=overwrite, backend=backend)
 

@@ -164,12 +164,18 @@ class SessionSpec:
     recordings: list[dict]  # name, device, files (full paths)
     tasks: list[TaskSpec] = field(default_factory=list)
     output: Path | None = None  # the Dandiset folder; <processed>/nwb by default
+    backend: str = "hdf5"  # "zarr" writes <name>.nwb.zarr
 
     @property
     def nwb_path(self) -> Path:
         root = self.output or self.paths.processed_root / "nwb"
         folder = root / f"sub-{_dandi_label(self.subject['subject_id'])}"
-        return folder / dandi_file_name(self.subject["subject_id"], self.session["session_id"])
+        name = dandi_file_name(self.subject["subject_id"], self.session["session_id"])
+        return folder / (name + ".zarr" if self.backend == "zarr" else name)
+
+    @property
+    def summary_path(self) -> Path:
+        return self.nwb_path.parent / (self.nwb_path.name.split(".nwb")[0] + ".png")
 
 
 def _dandi_label(value: str) -> str:
@@ -353,8 +359,15 @@ def _store_results(folder: Path, digest: str, results, recordings) -> None:
     (folder / "results.json").write_text(json.dumps({"hash": digest}))
 
 
-def run_session(spec: SessionSpec | str | os.PathLike, *, force: bool = False, overwrite: bool = False, progress=False):
-    """Run one session end to end; returns a :class:`SessionResult`."""
+def run_session(
+    spec: SessionSpec | str | os.PathLike,
+    *,
+    force: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    backend: str | None = None,
+):
+    """Run one session end to end; returns a :class:`SessionResult`. ``backend="zarr"`` writes NWB Zarr."""
     from .atomic import check_output_path
     from .convert import check_views, write_results_nwb
     from .engines import process_recordings
@@ -363,6 +376,8 @@ def run_session(spec: SessionSpec | str | os.PathLike, *, force: bool = False, o
     from .video import probe_recording
 
     spec = spec if isinstance(spec, SessionSpec) else load_session_spec(spec)
+    if backend is not None:
+        spec = replace(spec, backend=backend)
     nwb_path = check_output_path(spec.nwb_path, overwrite=overwrite)
     (task,) = spec.tasks
     recordings = [probe_recording(r["files"], name=r["name"], device=r["device"]) for r in spec.recordings]
@@ -390,6 +405,7 @@ def run_session(spec: SessionSpec | str | os.PathLike, *, force: bool = False, o
         task_mode=task.mode,
         description=task.description or None,
         overwrite=overwrite,
+        backend=spec.backend,
     )
-    summary = plot_summary(nwb_path, nwb_path.with_suffix(".png"), overwrite=True)
+    summary = plot_summary(nwb_path, spec.summary_path, overwrite=True)
     return SessionResult(nwb_path=nwb_path, summary_png=summary, reused=reused, task_folder=folder)

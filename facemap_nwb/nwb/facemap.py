@@ -251,6 +251,7 @@ def add_facemap_results(
     timestamps=None,
     starting_time: float = 0.0,
     module_name: str = "behavior",
+    video_column: bool = True,
 ) -> FacemapTask:
     """Write Facemap results into ``nwbfile``'s behaviour module.
 
@@ -269,6 +270,10 @@ def add_facemap_results(
         Keep at most this many SVD components.
     rate, timestamps, starting_time
         Frame timing, instead of the video's (e.g. aligned timestamps).
+    video_column : bool
+        Give the regions table its ``source_video`` object-reference column. Leave it out for NWB Zarr:
+        hdmf-zarr stores such columns with a pickle codec that current numcodecs refuses to read back
+        (the SVD series still link to their video).
     """
     signals = set(signals)
     unknown = signals - set(SIGNALS)
@@ -286,7 +291,7 @@ def add_facemap_results(
         if frames is not None:
             results.check_frame_count(int(frames), what=f"video '{video.name}'")
     timing = _timing(videos, rate, timestamps, starting_time)
-    table = _regions_table(results, videos)
+    table = _regions_table(results, videos if video_column else ())
     task = _task(results, table, task_id, task_mode, description)
     module.add(task)
     regions = results.regions

@@ -185,7 +185,7 @@ def read_recordings(path: str | os.PathLike) -> list[VideoRecording]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"NWB file not found: '{path}'.")
-    with NWBHDF5IO(str(path), mode="r", load_namespaces=True) as io:
+    with _open_io(path) as io:
         return read_recordings_from_nwbfile(io.read(), nwb_dir=path.parent)
 
 
