@@ -1,7 +1,10 @@
-"""Small synthetic sessions (videos, parameter file and session specs) for the session and batch tests."""
+"""Small sessions (videos, parameter file and session specs) for the session and batch tests."""
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import yaml
 
 from facemap_nwb.synthetic import make_face_video
@@ -9,17 +12,36 @@ from facemap_nwb.synthetic import make_face_video
 from .conftest import CREATION
 
 
-def make_sessions(folder, count: int, broken: int | None = None) -> list:
+def _video_and_task(raw, i: int, kind: str) -> tuple[str, dict]:
+    """One session's video (relative to the root) and task: a synthetic video processed here ("trigger"),
+    a synthetic video with an existing Facemap output ("load"), or the shared lp_test_vid.mp4 ("lp")."""
+    folder = raw / f"s{i}"
+    folder.mkdir(exist_ok=True)
+    if kind == "lp":
+        from .conftest import LP_VIDEO
+
+        shutil.copy(LP_VIDEO, folder / "face.mp4")
+        return f"s{i}/face.mp4", {"task_id": 0, "mode": "trigger", "parameter_file": "params.yaml"}
+    if kind == "load":
+        from .test_facemap_model import T, hand_built_proc
+
+        make_face_video(folder / "face.mp4", n_frames=T, height=60, width=80, seed=i, creation_time=CREATION)
+        np.save(folder / "face_proc.npy", hand_built_proc(), allow_pickle=True)
+        return f"s{i}/face.mp4", {"task_id": 0, "mode": "load", "proc_file": f"s{i}/face_proc.npy"}
+    make_face_video(folder / "face.mp4", n_frames=30 + i, seed=i, creation_time=CREATION)
+    return f"s{i}/face.mp4", {"task_id": 0, "mode": "trigger", "parameter_file": "params.yaml"}
+
+
+def make_sessions(folder, count: int, broken: int | None = None, kinds=None) -> list:
+    """``count`` session specs in ``folder`` (trigger tasks on synthetic videos unless ``kinds`` says)."""
     raw = folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     (folder / "params.yaml").write_text("spatial_bin: 4\nmotion_svd: true\nn_components: 10\n")
     specs = []
     for i in range(count):
-        video = raw / f"s{i}" / "face.mp4"
-        video.parent.mkdir(exist_ok=True)
-        make_face_video(video, n_frames=30 + i, seed=i, creation_time=CREATION)
+        video, task = _video_and_task(raw, i, (kinds or ["trigger"] * count)[i])
         if i == broken:  # decodes no frame: the session fails at run time
-            video.write_bytes(b"not a video at all" * 10)
+            (raw / video).write_bytes(b"not a video at all" * 10)
         spec = {
             "subject": {"subject_id": f"m{i}", "species": "Mus musculus", "sex": "U", "age": "P60D"},
             "session": {
@@ -30,8 +52,8 @@ def make_sessions(folder, count: int, broken: int | None = None) -> list:
                 "institution": "Institute",
             },
             "paths": {"roots": ["raw"], "processed": "processed"},
-            "recordings": [{"name": "FaceCamera", "files": [f"s{i}/face.mp4"]}],
-            "tasks": [{"task_id": 0, "mode": "trigger", "parameter_file": "params.yaml"}],
+            "recordings": [{"name": "FaceCamera", "files": [video]}],
+            "tasks": [task],
         }
         path = folder / f"session{i}.yaml"
         path.write_text(yaml.safe_dump(spec))

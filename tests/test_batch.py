@@ -104,8 +104,12 @@ def _contents(path) -> dict:
 
 def test_local_cluster_and_separate_scheduler_give_the_same_files(tmp_path):
     dask = os.path.join(os.path.dirname(sys.executable), "dask")
+    from .conftest import LP_VIDEO
+
     local_dir, remote_dir = tmp_path / "local", tmp_path / "remote"
-    local = make_sessions(local_dir, 6)
+    # Shared and synthetic videos, load and trigger tasks (the shared video only where the data is).
+    kinds = ["trigger", "load", "lp" if LP_VIDEO.exists() else "trigger", "trigger", "load", "trigger"]
+    local = make_sessions(local_dir, 6, kinds=kinds)
     import shutil
 
     shutil.copytree(local_dir, remote_dir)  # the same videos (x264 output is not bit-reproducible across runs)
