@@ -380,7 +380,12 @@ def run_session(
         spec = replace(spec, backend=backend)
     nwb_path = check_output_path(spec.nwb_path, overwrite=overwrite)
     (task,) = spec.tasks
-    recordings = [probe_recording(r["files"], name=r["name"], device=r["device"]) for r in spec.recordings]
+    # Trigger mode decodes every frame in the engine, which checks the count: count packets here (one
+    # decode, not two). Load mode has no decode of its own, so the probe decodes to check the count.
+    decode = task.mode == "load"
+    recordings = [
+        probe_recording(r["files"], name=r["name"], device=r["device"], decode=decode) for r in spec.recordings
+    ]
     folder = spec.paths.output_dir(recordings[0].paths[0], task.task_id)
     folder.mkdir(parents=True, exist_ok=True)
     digest = task_hash(task, spec.recordings)
