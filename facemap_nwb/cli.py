@@ -254,6 +254,13 @@ def _cmd_process(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from .session import SESSION_SCHEMA
+
+    _out(json.dumps(SESSION_SCHEMA, indent=2))
+    return EXIT_OK
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from .plot import plot_summary
 
@@ -399,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--overwrite", action="store_true", help="Redo sessions whose NWB file exists.")
     batch.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     batch.set_defaults(handler=_cmd_batch)
+
+    schema = commands.add_parser("schema", help="Print the JSON schema of session specs.")
+    schema.set_defaults(handler=_cmd_schema)
 
     plot = commands.add_parser("plot", help="Draw a summary PNG of the Facemap results in an NWB file.")
     plot.add_argument("nwb_file", metavar="FILE.nwb", help="NWB file with Facemap results.")

@@ -139,3 +139,14 @@ def test_summary_png_of_an_lp_session(tmp_path, lp_video):
     image = matplotlib.image.imread(result.summary_png)
     assert image.shape[0] > 400 and image[..., :3].std() > 0.05
     assert result.summary_png == result.nwb_path.with_suffix(".png")
+
+
+def test_schema_command_prints_the_json_schema(capsys):
+    import json
+
+    import jsonschema
+
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert set(schema["required"]) == {"subject", "session", "paths", "recordings", "tasks"}
