@@ -100,7 +100,6 @@ class FacemapResults:
     processing_time: datetime | None = None
     source_file: str | None = None
     video_files: list[list[str]] = field(default_factory=list)  # Facemap 'filenames': [sequential][view]
-    view_offsets: list[tuple[int, int]] = field(default_factory=list)  # (sy, sx) of each view, in bins
 
     def attach_io(self, io) -> None:
         """Keep the open NWB reader whose datasets back this object's lazy arrays."""
@@ -118,12 +117,6 @@ class FacemapResults:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def region_index(self, name: str) -> int:
-        for i, region in enumerate(self.regions):
-            if region.name == name:
-                return i
-        raise KeyError(f"No region named {name!r}; regions are {[r.name for r in self.regions]}.")
 
     def svds(self, svd_type: str) -> list[SVDComponents]:
         return self.motion_svd if svd_type == "motion" else self.movie_svd

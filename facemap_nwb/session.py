@@ -315,14 +315,18 @@ def task_hash(task: TaskSpec, recordings: list[dict]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
+def task_folder(spec: SessionSpec) -> Path:
+    """Where the session's task keeps its memoized results: ``<processed>/<first video's folder>/facemap_<id>``."""
+    return spec.paths.output_dir(spec.recordings[0]["files"][0], spec.tasks[0].task_id)
+
+
 def session_state(spec: SessionSpec) -> str:
     """``"missing"`` (no NWB file yet), ``"current"`` (NWB file written from the task's cached results for
     today's inputs) or ``"stale"`` (an NWB file exists but the inputs changed since)."""
     if not spec.nwb_path.exists():
         return "missing"
     (task,) = spec.tasks
-    first_video = spec.recordings[0]["files"][0]
-    folder = spec.paths.output_dir(first_video, task.task_id)
+    folder = task_folder(spec)
     try:
         stamp = json.loads((folder / "results.json").read_text())
     except (OSError, ValueError):
@@ -386,7 +390,7 @@ def run_session(
     recordings = [
         probe_recording(r["files"], name=r["name"], device=r["device"], decode=decode) for r in spec.recordings
     ]
-    folder = spec.paths.output_dir(recordings[0].paths[0], task.task_id)
+    folder = task_folder(spec)
     folder.mkdir(parents=True, exist_ok=True)
     digest = task_hash(task, spec.recordings)
     results = None if force else _cached_results(folder, digest)

@@ -279,10 +279,6 @@ def results_from_proc(proc: dict) -> FacemapResults:
         },
         engine="facemap",
         video_files=[[str(f) for f in np.atleast_1d(row)] for row in _items(proc.get("filenames"))],
-        view_offsets=[
-            (int(y), int(x))
-            for y, x in zip(np.atleast_1d(proc.get("sybin", [0])), np.atleast_1d(proc.get("sxbin", [0])))
-        ],
     )
     return results
 

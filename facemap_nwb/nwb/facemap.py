@@ -28,7 +28,6 @@ blink and running, as Facemap makes them), so they read back exactly.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -454,14 +453,3 @@ def results_from_nwbfile(nwbfile: NWBFile, *, module_name: str = "behavior", laz
         processing_time=datetime.fromisoformat(run.processing_time) if run and run.processing_time else None,
         source_file=run.source_file if run else None,
     )
-
-
-def task_metadata(nwbfile: NWBFile, *, module_name: str = "behavior") -> dict:
-    """The task's attributes as a dict (parameters decoded)."""
-    task = nwbfile.processing[module_name][TASK_NAME]
-    return {
-        "task_id": task.task_id,
-        "task_mode": task.task_mode,
-        "description": task.description,
-        "parameters": json.loads(task.parameters),
-    }
