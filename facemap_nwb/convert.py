@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from .atomic import check_output_path
 from .loaders.facemap import load_facemap_results
-from .nwb.facemap import SIGNALS, add_facemap_results
+from .nwb.facemap import SIGNALS, add_facemap_results, task_suffix
 from .nwb.io import new_nwbfile, write_nwbfile
 from .nwb.recording import add_recording
 from .results import FacemapResults
 from .video import VideoRecording, probe_recording
 
-__all__ = ["convert_facemap_output", "write_results_nwb", "check_views"]
+__all__ = ["TaskOutput", "convert_facemap_output", "write_results_nwb", "write_session_nwb", "check_views"]
 
 PathLike = str | os.PathLike
 
@@ -47,27 +48,43 @@ def check_views(results: FacemapResults, recordings: Sequence[VideoRecording]) -
                 )
 
 
-def write_results_nwb(
+@dataclass
+class TaskOutput:
+    """One Facemap task's results for :func:`write_session_nwb`.
+
+    ``views`` are the indexes, in the session's recordings, of the task's camera views in Facemap's
+    order (all recordings by default).
+    """
+
+    results: FacemapResults
+    task_id: str = "0"
+    task_mode: str = "load"
+    description: str | None = None
+    views: Sequence[int] | None = None
+
+
+def write_session_nwb(
     output: PathLike,
-    results: FacemapResults,
+    tasks: Sequence[TaskOutput],
     recordings: Sequence[VideoRecording],
     *,
     metadata: dict | None = None,
-    task_id: str = "0",
-    task_mode: str = "load",
-    description: str | None = None,
     signals: Iterable[str] = SIGNALS,
     n_components: int | None = None,
     backend: str = "hdf5",
     overwrite: bool = False,
 ) -> Path:
-    """Write recordings and Facemap results into a new NWB file (validated, all-or-nothing).
+    """Write recordings and the results of one or more Facemap tasks into a new NWB file (validated,
+    all-or-nothing). With several tasks each task's objects carry its name suffix (``_task-<id>``).
 
     ``metadata`` is neuroconv-style: ``{"NWBFile": {...}, "Subject": {...}}``; the session start
     defaults to the first video's creation time.
     """
     output = check_output_path(output, overwrite=overwrite)
-    check_views(results, recordings)
+    if not tasks:
+        raise ValueError("Give at least one task's results.")
+    for task in tasks:
+        check_views(task.results, _task_views(task, recordings))
     metadata = metadata or {}
     nwbfile_kwargs = dict(metadata.get("NWBFile", {}))
     start = nwbfile_kwargs.pop("session_start_time", None)
@@ -82,18 +99,56 @@ def write_results_nwb(
     nwbfile_kwargs.setdefault("session_description", "Face video and its Facemap analysis.")
     nwbfile = new_nwbfile(session_start_time=start, subject=metadata.get("Subject"), **nwbfile_kwargs)
     videos = [add_recording(nwbfile, r, nwb_dir=output.parent) for r in recordings]
-    add_facemap_results(
-        nwbfile,
-        results,
-        videos=videos,
-        task_id=task_id,
-        task_mode=task_mode,
-        description=description,
+    for task in tasks:
+        add_facemap_results(
+            nwbfile,
+            task.results,
+            videos=_task_views(task, videos),
+            task_id=task.task_id,
+            task_mode=task.task_mode,
+            description=task.description,
+            signals=signals,
+            n_components=n_components,
+            video_column=backend != "zarr",
+            name_suffix=task_suffix(task.task_id) if len(tasks) > 1 else "",
+        )
+    return write_nwbfile(nwbfile, output, overwrite=overwrite, backend=backend)
+
+
+def _task_views(task: TaskOutput, items: Sequence) -> list:
+    return list(items) if task.views is None else [items[i] for i in task.views]
+
+
+def write_results_nwb(
+    output: PathLike,
+    results: FacemapResults,
+    recordings: Sequence[VideoRecording],
+    *,
+    metadata: dict | None = None,
+    task_id: str = "0",
+    task_mode: str = "load",
+    description: str | None = None,
+    signals: Iterable[str] = SIGNALS,
+    n_components: int | None = None,
+    backend: str = "hdf5",
+    overwrite: bool = False,
+) -> Path:
+    """Write recordings and one task's Facemap results into a new NWB file (validated, all-or-nothing).
+
+    ``metadata`` is neuroconv-style: ``{"NWBFile": {...}, "Subject": {...}}``; the session start
+    defaults to the first video's creation time.
+    """
+    task = TaskOutput(results, task_id=task_id, task_mode=task_mode, description=description)
+    return write_session_nwb(
+        output,
+        [task],
+        recordings,
+        metadata=metadata,
         signals=signals,
         n_components=n_components,
-        video_column=backend != "zarr",
+        backend=backend,
+        overwrite=overwrite,
     )
-    return write_nwbfile(nwbfile, output, overwrite=overwrite, backend=backend)
 
 
 def convert_facemap_output(

@@ -40,6 +40,10 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
         The video file(s) Facemap processed, in playback order (sequential files of one camera).
     verbose : bool, default: False
         Print progress.
+    metadata_key : str, default: "Facemap"
+        Key of this interface's settings in ``metadata["Behavior"]``. Give each of several Facemap
+        interfaces in one converter its own key, task id and ``name_suffix`` (e.g. ``"_task-1"``): the
+        objects of a second task in the same file need a suffix on their names.
     """
 
     display_name = "Facemap"
@@ -48,8 +52,15 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
     info = "Interface for Facemap outputs (motion energy, motion and movie SVD, pupil, blink, running)."
 
     @validate_call
-    def __init__(self, file_path: FilePath, video_file_paths: list[FilePath], verbose: bool = False):
+    def __init__(
+        self,
+        file_path: FilePath,
+        video_file_paths: list[FilePath],
+        verbose: bool = False,
+        metadata_key: str = "Facemap",
+    ):
         super().__init__(file_path=file_path, video_file_paths=video_file_paths, verbose=verbose)
+        self.metadata_key = metadata_key
         self.results = load_facemap_results(file_path)
         self.recording: VideoRecording = probe_recording(video_file_paths, name="FaceCamera", device="FaceCamera")
         self.results.check_frame_count(
@@ -63,7 +74,7 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
         if self.recording.start_time is not None:
             metadata["NWBFile"]["session_start_time"] = self.recording.start_time
         metadata["Devices"][_DEVICE_KEY] = dict(name="FaceCamera", description="Camera filming the subject's face.")
-        metadata["Behavior"]["Facemap"] = dict(
+        metadata["Behavior"][self.metadata_key] = dict(
             task_id="0",
             description=f"Facemap results loaded from '{Path(self.source_data['file_path']).name}'.",
             video_name="FaceCamera",
@@ -74,7 +85,7 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
     def get_metadata_schema(self) -> dict:
         schema = super().get_metadata_schema()
         schema["properties"]["Behavior"] = get_base_schema(tag="Behavior")
-        schema["properties"]["Behavior"]["properties"]["Facemap"] = dict(
+        schema["properties"]["Behavior"]["properties"][self.metadata_key] = dict(
             type="object",
             additionalProperties=False,
             required=["task_id"],
@@ -84,6 +95,10 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
                 video_name=dict(type="string", description="Name of the video ImageSeries the results come from."),
                 video_metadata_key=dict(type="string", description="Key of that video in Behavior.ExternalVideos."),
                 device_metadata_key=dict(type="string", description="Key of the camera in Devices."),
+                name_suffix=dict(
+                    type="string",
+                    description="Appended to the name of every object of this task (needed for a second task).",
+                ),
             ),
         )
         return schema
@@ -142,7 +157,8 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
         nwbfile : NWBFile
             The in-memory NWB file.
         metadata : dict, optional
-            Metadata; ``metadata["Behavior"]["Facemap"]`` holds the task id, description and video name.
+            Metadata; ``metadata["Behavior"][metadata_key]`` holds the task id, description, video name and
+            name suffix.
         signals : list of str, optional
             Which signals to write: any of motion_energy, motion_svd, movie_svd, summary, pupil, blink,
             running (all by default).
@@ -150,8 +166,8 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
             Keep at most this many SVD components (all by default).
         """
         metadata = deepcopy(metadata) if metadata is not None else self.get_metadata()
-        settings = dict(self.get_metadata()["Behavior"]["Facemap"])
-        settings.update(metadata.get("Behavior", {}).get("Facemap", {}))
+        settings = dict(self.get_metadata()["Behavior"][self.metadata_key])
+        settings.update(metadata.get("Behavior", {}).get(self.metadata_key, {}))
         video = self._video_series(nwbfile, metadata, settings)
         add_facemap_results(
             nwbfile,
@@ -163,4 +179,5 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
             signals=SIGNALS if signals is None else signals,
             n_components=n_components,
             timestamps=self._aligned_timestamps,
+            name_suffix=settings.get("name_suffix", ""),
         )

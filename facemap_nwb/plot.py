@@ -29,8 +29,13 @@ def _time_axis(n: int, rate: float | None):
     return (np.arange(n) / rate, "time (s)") if rate else (np.arange(n), "frame")
 
 
-def plot_summary(nwb_path: str | os.PathLike, output: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Draw the summary PNG of the Facemap results in ``nwb_path`` (written all-or-nothing to ``output``)."""
+def plot_summary(
+    nwb_path: str | os.PathLike, output: str | os.PathLike, *, task_id: str | None = None, overwrite: bool = False
+) -> Path:
+    """Draw the summary PNG of the Facemap results in ``nwb_path`` (written all-or-nothing to ``output``).
+
+    ``task_id`` picks the task when the file holds several.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +44,7 @@ def plot_summary(nwb_path: str | os.PathLike, output: str | os.PathLike, *, over
 
     from .nwb.io import read_facemap_nwb, read_recordings
 
-    results = read_facemap_nwb(nwb_path)
+    results = read_facemap_nwb(nwb_path, task_id=task_id)
     recordings = read_recordings(nwb_path)
     rate = recordings[0].rate if recordings and recordings[0].is_regular else None
     sbin = results.parameters.spatial_bin
@@ -93,7 +98,8 @@ def plot_summary(nwb_path: str | os.PathLike, output: str | os.PathLike, *, over
             ax.plot(t, trace / (np.abs(trace).max() or 1.0) + 2 * c, linewidth=0.6, label=f"component {c}")
         ax.set_title("Projections (scaled, offset)", fontsize=9)
         ax.set_xlabel(label)
-    fig.suptitle(f"{Path(nwb_path).name}: {results.frame_count} frames, engine {results.engine}")
+    task = f", task {task_id}" if task_id is not None else ""
+    fig.suptitle(f"{Path(nwb_path).name}{task}: {results.frame_count} frames, engine {results.engine}")
     output = Path(output)
     with atomic_output(output, overwrite=overwrite) as temporary:
         fig.savefig(temporary, dpi=90, format="png")

@@ -96,3 +96,41 @@ def test_aligned_timestamps_are_written(synthetic_facemap, tmp_path):
         np.testing.assert_allclose(series.timestamps[:], aligned)
     with pytest.raises(ValueError, match="Got 3 aligned timestamps for 300 frames"):
         interface.set_aligned_timestamps([1.0, 2.0, 3.0])
+
+
+def test_two_facemap_tasks_in_one_converter(synthetic_facemap, monkeypatch):
+    """Two Facemap interfaces (two tasks) write into one file, each with its own metadata key and name suffix."""
+
+    class Converter(NWBConverter):
+        data_interface_classes = dict(Video=ExternalVideoInterface, First=FacemapInterface, Second=FacemapInterface)
+
+    monkeypatch.chdir(synthetic_facemap["video"].parent)
+    video, npy = synthetic_facemap["video"].name, str(synthetic_facemap["npy"])
+    converter = Converter(
+        source_data=dict(
+            Video=dict(file_paths=[video], video_name="FaceVideo"),
+            First=dict(file_path=npy, video_file_paths=[video]),
+            Second=dict(file_path=npy, video_file_paths=[video], metadata_key="FacemapRerun"),
+        )
+    )
+    metadata = converter.get_metadata()
+    metadata["Behavior"]["Facemap"]["video_name"] = "FaceVideo"
+    metadata["Behavior"]["FacemapRerun"].update(video_name="FaceVideo", task_id="rerun", name_suffix="_task-rerun")
+    metadata["Subject"] = dict(subject_id="m1", species="Mus musculus", sex="F", age="P60D")
+    out = synthetic_facemap["video"].parent / "two_tasks.nwb"  # beside the video: its path is relative
+    converter.run_conversion(nwbfile_path=str(out), metadata=metadata)
+    from facemap_nwb.nwb.io import read_facemap_task_ids
+
+    assert read_facemap_task_ids(out) == ["0", "rerun"]
+    for task_id in ("0", "rerun"):
+        results = read_facemap_nwb(out, task_id=task_id)
+        assert_array_equal(results.motion_energy[0], trusted_proc(synthetic_facemap["npy"])["motion"][0])
+    from pynwb import NWBHDF5IO
+
+    with NWBHDF5IO(str(out), "r") as io:
+        behavior = io.read().processing["behavior"]
+        assert {"FacemapTask", "FacemapTask_task-rerun", "MotionSVD_full_frame_task-rerun"} <= set(
+            behavior.data_interfaces
+        )
+    assert serious_inspector_messages(out) == []
+    out.unlink()

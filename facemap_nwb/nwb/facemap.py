@@ -20,6 +20,13 @@ blink                                      ``M["Blink"]["<region>"]``
 running (dy, dx)                           ``M["Running"]["<region>"]``
 =========================================  ===========================================================
 
+A file may hold several tasks (element-facemap's tasks on one session: other parameters, another
+camera). Each task's objects then carry the task's name suffix, :func:`task_suffix` (``_task-<id>``),
+at the end of every name above: ``M["FacemapTask_task-1"]``, ``M["MotionEnergy_task-1"]["<region>"]``,
+``M["MotionSVD_<region>_task-1"]``, ``M["PupilTracking_task-1"]["<region>_area"]``, ... A file with one
+task has no suffix. Readers find a task by its ``task_id`` (:func:`facemap_task_ids` lists them) and
+its other objects by the suffix of its ``FacemapTask`` object's name.
+
 Every signal shares the video's timing: its rate and starting time when the video is regular, a
 link to the video's timestamps otherwise (or timestamps given explicitly, e.g. aligned ones).
 Arrays are written as the results hold them (float32 for motion and SVDs, float64 for pupil,
@@ -42,13 +49,23 @@ from ..params import FacemapParameters
 from ..results import FacemapResults, PupilSignals, Region, SVDComponents
 from .extension import FacemapRegions, FacemapRun, FacemapSVDSeries, FacemapTask
 
-__all__ = ["SIGNALS", "add_facemap_results", "results_from_nwbfile"]
+__all__ = ["SIGNALS", "add_facemap_results", "facemap_task_ids", "results_from_nwbfile", "task_suffix"]
 
 SIGNALS = ("motion_energy", "motion_svd", "movie_svd", "summary", "pupil", "blink", "running")
 TASK_NAME = "FacemapTask"
 SUMMARY_NAME = "FacemapSummaryImages"
 _SVD_PREFIX = {"motion": "MotionSVD_", "movie": "MovieSVD_"}
 _NAN = float("nan")
+
+
+def task_suffix(task_id: str) -> str:
+    """The suffix of a task's object names in a file holding several tasks: ``_task-<id>``."""
+    return f"_task-{task_id}"
+
+
+def _tasks(module) -> dict[str, FacemapTask]:
+    """The Facemap tasks of a processing module by task id."""
+    return {str(i.task_id): i for i in module.data_interfaces.values() if isinstance(i, FacemapTask)}
 
 
 def _module(nwbfile: NWBFile, name: str) -> ProcessingModule:
@@ -99,7 +116,7 @@ def _regions_table(results: FacemapResults, videos: Sequence[ImageSeries]) -> Fa
     return table
 
 
-def _task(results: FacemapResults, regions: FacemapRegions, task_id: str, mode: str, description: str | None):
+def _task(results: FacemapResults, regions: FacemapRegions, task_id: str, mode: str, description: str | None, name):
     if mode not in ("load", "trigger"):
         raise ValueError(f"Task mode must be 'load' or 'trigger', not {mode!r}.")
     params = results.parameters
@@ -111,7 +128,7 @@ def _task(results: FacemapResults, regions: FacemapRegions, task_id: str, mode: 
         source_file=results.source_file,
     )
     return FacemapTask(
-        name=TASK_NAME,
+        name=name,
         task_id=str(task_id),
         task_mode=mode,
         description=description or f"Facemap processing task {task_id} ({mode} mode).",
@@ -126,11 +143,11 @@ def _task(results: FacemapResults, regions: FacemapRegions, task_id: str, mode: 
     )
 
 
-def _svd_series(svd: SVDComponents, region: Region, table, timing, videos, n_components):
+def _svd_series(svd: SVDComponents, region: Region, table, timing, videos, n_components, suffix: str):
     k = svd.n_components if n_components is None else min(n_components, svd.n_components)
     what = "motion (absolute frame differences)" if svd.svd_type == "motion" else "raw movie"
     kwargs = dict(
-        name=f"{_SVD_PREFIX[svd.svd_type]}{region.name}",
+        name=f"{_SVD_PREFIX[svd.svd_type]}{region.name}{suffix}",
         description=f"SVD of the {what} in region '{region.name}': projections of each frame on {k} components.",
         data=np.asarray(svd.projections[:, :k], dtype=np.float32),
         unit="a.u.",
@@ -162,8 +179,8 @@ def _series(name, data, description, timing, unit="a.u.", cls=TimeSeries, **extr
     return cls(name=name, data=data, description=description, unit=unit, **timing, **extra)
 
 
-def _add_pupils(module, pupils: list[PupilSignals], regions, timing):
-    tracking, eye = PupilTracking(name="PupilTracking"), EyeTracking(name="EyeTracking")
+def _add_pupils(module, pupils: list[PupilSignals], regions, timing, suffix: str):
+    tracking, eye = PupilTracking(name=f"PupilTracking{suffix}"), EyeTracking(name=f"EyeTracking{suffix}")
     for pupil in pupils:
         name = regions[pupil.region].name
         tracking.add_timeseries(_series(f"{name}_area", pupil.area, "Pupil area (Facemap 'area').", timing, "pixels^2"))
@@ -222,7 +239,7 @@ def _add_traces(module, name: str, traces: dict[int, np.ndarray], regions, descr
     module.add(container)
 
 
-def _add_summary(module, results: FacemapResults):
+def _add_summary(module, results: FacemapResults, suffix: str):
     images = []
     for name, image, what in (
         ("average_frame", results.average_frame, "Average frame"),
@@ -233,7 +250,7 @@ def _add_summary(module, results: FacemapResults):
             description = f"{what}, binned by {results.parameters.spatial_bin} pixels (Facemap '{key}_reshape')."
             images.append(GrayscaleImage(name=name, data=np.asarray(image, dtype=np.float32), description=description))
     if images:
-        module.add(Images(name=SUMMARY_NAME, images=images, description="Facemap summary frames."))
+        module.add(Images(name=f"{SUMMARY_NAME}{suffix}", images=images, description="Facemap summary frames."))
 
 
 def add_facemap_results(
@@ -251,6 +268,7 @@ def add_facemap_results(
     starting_time: float = 0.0,
     module_name: str = "behavior",
     video_column: bool = True,
+    name_suffix: str = "",
 ) -> FacemapTask:
     """Write Facemap results into ``nwbfile``'s behaviour module.
 
@@ -273,6 +291,9 @@ def add_facemap_results(
         Give the regions table its ``source_video`` object-reference column. Leave it out for NWB Zarr:
         hdmf-zarr stores such columns with a pickle codec that current numcodecs refuses to read back
         (the SVD series still link to their video).
+    name_suffix : str
+        Appended to the name of every object this task writes; needed when the module already holds a
+        Facemap task (use :func:`task_suffix`, as sessions with several tasks do).
     """
     signals = set(signals)
     unknown = signals - set(SIGNALS)
@@ -280,10 +301,20 @@ def add_facemap_results(
         raise ValueError(f"Unknown signals {sorted(unknown)}; choose from {', '.join(SIGNALS)}.")
     if n_components is not None and n_components < 1:
         raise ValueError(f"n_components must be at least 1, not {n_components}.")
+    if "/" in name_suffix:
+        raise ValueError(f"name_suffix {name_suffix!r} contains '/', which NWB names cannot hold.")
     module = _module(nwbfile, module_name)
-    if TASK_NAME in module.data_interfaces:
+    existing = _tasks(module)
+    if str(task_id) in existing:
         raise ValueError(
-            f"The NWB file's '{module_name}' module already holds a Facemap task; write one task per file."
+            f"The NWB file's '{module_name}' module already holds Facemap task {str(task_id)!r}; give each task "
+            "its own task_id."
+        )
+    if f"{TASK_NAME}{name_suffix}" in module.data_interfaces:
+        raise ValueError(
+            f"The NWB file's '{module_name}' module already holds a Facemap task named "
+            f"'{TASK_NAME}{name_suffix}' (task {sorted(existing)}); give this task its own name_suffix, "
+            f"e.g. task_suffix({str(task_id)!r}) = {task_suffix(str(task_id))!r}."
         )
     for video in videos:
         frames = video.num_samples
@@ -291,26 +322,27 @@ def add_facemap_results(
             results.check_frame_count(int(frames), what=f"video '{video.name}'")
     timing = _timing(videos, rate, timestamps, starting_time)
     table = _regions_table(results, videos if video_column else ())
-    task = _task(results, table, task_id, task_mode, description)
+    task = _task(results, table, task_id, task_mode, description, f"{TASK_NAME}{name_suffix}")
     module.add(task)
     regions = results.regions
     if "motion_energy" in signals:
         text = "Motion energy in region '{}': sum over its binned pixels of absolute frame differences."
-        _add_traces(module, "MotionEnergy", results.motion_energy, regions, text, timing)
+        _add_traces(module, f"MotionEnergy{name_suffix}", results.motion_energy, regions, text, timing)
     for kind in ("motion", "movie"):
         if f"{kind}_svd" in signals:
             for svd in results.svds(kind):
-                module.add(_svd_series(svd, regions[svd.region], table, timing, videos, n_components))
+                series = _svd_series(svd, regions[svd.region], table, timing, videos, n_components, name_suffix)
+                module.add(series)
     if "summary" in signals:
-        _add_summary(module, results)
+        _add_summary(module, results, name_suffix)
     if "pupil" in signals:
-        _add_pupils(module, results.pupils, regions, timing)
+        _add_pupils(module, results.pupils, regions, timing, name_suffix)
     if "blink" in signals:
         text = "Blink trace of region '{}': summed darkness below the saturation threshold (Facemap 'blink')."
-        _add_traces(module, "Blink", results.blinks, regions, text, timing)
+        _add_traces(module, f"Blink{name_suffix}", results.blinks, regions, text, timing)
     if "running" in signals:
         text = "Running of region '{}': (dy, dx) shift between consecutive frames in pixels (Facemap 'running')."
-        _add_traces(module, "Running", results.running, regions, text, timing, unit="pixels")
+        _add_traces(module, f"Running{name_suffix}", results.running, regions, text, timing, unit="pixels")
     return task
 
 
@@ -376,10 +408,10 @@ def _traces(module, name: str, index_of: dict[str, int], lazy: bool) -> dict[int
     return {index_of[k]: _read(ts.data, lazy) for k, ts in module[name].time_series.items()}
 
 
-def _pupils_from(module, index_of: dict[str, int], lazy: bool) -> list[PupilSignals]:
-    if "PupilTracking" not in module.data_interfaces:
+def _pupils_from(module, index_of: dict[str, int], lazy: bool, suffix: str) -> list[PupilSignals]:
+    if f"PupilTracking{suffix}" not in module.data_interfaces:
         return []
-    tracking, eye = module["PupilTracking"].time_series, module["EyeTracking"].spatial_series
+    tracking, eye = module[f"PupilTracking{suffix}"].time_series, module[f"EyeTracking{suffix}"].spatial_series
     names = [k[: -len("_area")] for k in tracking if k.endswith("_area")]
     return [
         PupilSignals(
@@ -395,9 +427,10 @@ def _pupils_from(module, index_of: dict[str, int], lazy: bool) -> list[PupilSign
     ]
 
 
-def _svds_from(module, kind: str, lazy: bool) -> list[SVDComponents]:
+def _svds_from(module, kind: str, regions: list[Region], lazy: bool, suffix: str) -> list[SVDComponents]:
     out = []
-    for series in module.data_interfaces.values():
+    for region in regions:
+        series = module.data_interfaces.get(f"{_SVD_PREFIX[kind]}{region.name}{suffix}")
         if isinstance(series, FacemapSVDSeries) and series.svd_type == kind:
             out.append(
                 SVDComponents(
@@ -412,9 +445,13 @@ def _svds_from(module, kind: str, lazy: bool) -> list[SVDComponents]:
     return sorted(out, key=lambda s: s.region)
 
 
-def _frame_count(module) -> int:
-    """Frames of the signals: the length of any of the module's series, nested ones included."""
-    for interface in module.data_interfaces.values():
+def _frame_count(module, suffix: str) -> int:
+    """Frames of the task's signals: the length of any of its series, nested ones included."""
+    others = [task.name[len(TASK_NAME) :] for task in _tasks(module).values()]
+    others = [o for o in others if o and o != suffix]
+    for name, interface in module.data_interfaces.items():
+        if not name.endswith(suffix) or any(name.endswith(o) for o in others):
+            continue
         series = [interface] if isinstance(interface, TimeSeries) else []
         for attribute in ("time_series", "spatial_series"):
             series += list(getattr(interface, attribute, {}).values())
@@ -424,30 +461,49 @@ def _frame_count(module) -> int:
     return 0
 
 
-def results_from_nwbfile(nwbfile: NWBFile, *, module_name: str = "behavior", lazy: bool = False) -> FacemapResults:
-    """The results model from an open NWB file (large arrays stay on disk when ``lazy``)."""
-    if module_name not in nwbfile.processing or TASK_NAME not in nwbfile.processing[module_name].data_interfaces:
+def facemap_task_ids(nwbfile: NWBFile, *, module_name: str = "behavior") -> list[str]:
+    """The ids of the Facemap tasks an open NWB file holds, in the order they were written."""
+    if module_name not in nwbfile.processing:
+        return []
+    return list(_tasks(nwbfile.processing[module_name]))
+
+
+def results_from_nwbfile(
+    nwbfile: NWBFile, *, task_id: str | None = None, module_name: str = "behavior", lazy: bool = False
+) -> FacemapResults:
+    """The results model of one task from an open NWB file (large arrays stay on disk when ``lazy``).
+
+    ``task_id`` picks the task; it may be left out when the file holds exactly one.
+    """
+    tasks = _tasks(nwbfile.processing[module_name]) if module_name in nwbfile.processing else {}
+    if not tasks:
         raise ValueError(f"The NWB file holds no Facemap task in processing['{module_name}'].")
+    if task_id is None and len(tasks) > 1:
+        raise ValueError(f"The NWB file holds Facemap tasks {list(tasks)}: choose one with task_id.")
+    if task_id is not None and str(task_id) not in tasks:
+        raise ValueError(f"The NWB file holds no Facemap task {str(task_id)!r}; it holds {list(tasks)}.")
+    task = tasks[str(task_id)] if task_id is not None else next(iter(tasks.values()))
+    suffix = task.name[len(TASK_NAME) :]
     module = nwbfile.processing[module_name]
-    task = module[TASK_NAME]
     regions = _regions_from_table(task.regions)
     index_of = {r.name: i for i, r in enumerate(regions)}
-    summary = module[SUMMARY_NAME].images if SUMMARY_NAME in module.data_interfaces else {}
+    summary_name = f"{SUMMARY_NAME}{suffix}"
+    summary = module[summary_name].images if summary_name in module.data_interfaces else {}
     run = task.run
-    motion_energy = _traces(module, "MotionEnergy", index_of, lazy)
+    motion_energy = _traces(module, f"MotionEnergy{suffix}", index_of, lazy)
     return FacemapResults(
         parameters=FacemapParameters.from_json(task.parameters),
-        frame_count=_frame_count(module),
+        frame_count=_frame_count(module, suffix),
         view_shapes=[],
         regions=regions,
         motion_energy=motion_energy,
-        motion_svd=_svds_from(module, "motion", lazy),
-        movie_svd=_svds_from(module, "movie", lazy),
+        motion_svd=_svds_from(module, "motion", regions, lazy, suffix),
+        movie_svd=_svds_from(module, "movie", regions, lazy, suffix),
         average_frame=summary["average_frame"].data[()] if "average_frame" in summary else None,
         average_motion=summary["average_motion"].data[()] if "average_motion" in summary else None,
-        pupils=_pupils_from(module, index_of, lazy),
-        blinks=_traces(module, "Blink", index_of, lazy),
-        running=_traces(module, "Running", index_of, lazy),
+        pupils=_pupils_from(module, index_of, lazy, suffix),
+        blinks=_traces(module, f"Blink{suffix}", index_of, lazy),
+        running=_traces(module, f"Running{suffix}", index_of, lazy),
         engine=run.engine if run else "",
         engine_version=(run.engine_version or "") if run else "",
         processing_time=datetime.fromisoformat(run.processing_time) if run and run.processing_time else None,

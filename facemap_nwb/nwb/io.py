@@ -21,6 +21,8 @@ __all__ = [
     "write_nwbfile",
     "write_recordings_nwb",
     "read_recordings",
+    "read_facemap_nwb",
+    "read_facemap_task_ids",
     "validate_nwb",
 ]
 
@@ -197,8 +199,10 @@ def _open_io(path: Path, mode: str = "r"):
     return NWBHDF5IO(str(path), mode=mode, load_namespaces=True)
 
 
-def read_facemap_nwb(path: str | os.PathLike, *, lazy: bool = False):
-    """The Facemap results stored in an NWB file (HDF5 or Zarr), as a :class:`FacemapResults`.
+def read_facemap_nwb(path: str | os.PathLike, *, task_id: str | None = None, lazy: bool = False):
+    """The Facemap results of one task stored in an NWB file (HDF5 or Zarr), as a :class:`FacemapResults`.
+
+    ``task_id`` picks the task when the file holds several (:func:`read_facemap_task_ids` lists them).
 
     With ``lazy=True`` the projections, masks and traces stay on disk as datasets (slice them to read)
     and the file stays open until ``results.close()``; otherwise every array is read into memory.
@@ -211,7 +215,7 @@ def read_facemap_nwb(path: str | os.PathLike, *, lazy: bool = False):
         raise FileNotFoundError(f"NWB file not found: '{path}'.")
     io = _open_io(path)
     try:
-        results = results_from_nwbfile(io.read(), lazy=lazy)
+        results = results_from_nwbfile(io.read(), task_id=task_id, lazy=lazy)
     except BaseException:
         io.close()
         raise
@@ -220,3 +224,14 @@ def read_facemap_nwb(path: str | os.PathLike, *, lazy: bool = False):
     else:
         io.close()
     return results
+
+
+def read_facemap_task_ids(path: str | os.PathLike) -> list[str]:
+    """The ids of the Facemap tasks an NWB file (HDF5 or Zarr) holds."""
+    from .facemap import facemap_task_ids
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"NWB file not found: '{path}'.")
+    with _open_io(path) as io:
+        return facemap_task_ids(io.read())
