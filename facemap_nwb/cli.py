@@ -257,14 +257,22 @@ def _cmd_process(args: argparse.Namespace) -> int:
 def _cmd_schema(args: argparse.Namespace) -> int:
     from .session import SESSION_SCHEMA
 
-    _out(json.dumps(SESSION_SCHEMA, indent=2))
+    text = json.dumps(SESSION_SCHEMA, indent=2) + "\n"
+    if args.output is None:
+        _out(text.rstrip("\n"))
+        return EXIT_OK
+    from .atomic import atomic_output
+
+    with atomic_output(args.output, overwrite=args.overwrite) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    _out(f"Wrote {args.output}")
     return EXIT_OK
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     from .plot import plot_summary
 
-    _out(f"Wrote {plot_summary(args.nwb_file, args.output, overwrite=args.overwrite)}")
+    _out(f"Wrote {plot_summary(args.nwb_file, args.output, task_id=args.task_id, overwrite=args.overwrite)}")
     return EXIT_OK
 
 
@@ -274,8 +282,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run_session(
         args.session, force=args.force, overwrite=args.overwrite, progress=not args.quiet, backend=args.backend
     )
-    state = "reused cached results" if result.reused else f"results cached in {result.task_folder}"
-    _out(f"Wrote {result.nwb_path} ({state}) and {result.summary_png}")
+    _out(f"Wrote {result.nwb_path}")
+    for task_id, folder, png in zip(result.task_ids, result.task_folders, result.summary_pngs):
+        state = "reused cached results" if task_id in result.reused_tasks else "results cached"
+        _out(f"  task {task_id}: {state} in {folder}; summary {png}")
     return EXIT_OK
 
 
@@ -407,12 +417,17 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     batch.set_defaults(handler=_cmd_batch)
 
-    schema = commands.add_parser("schema", help="Print the JSON schema of session specs.")
+    schema = commands.add_parser(
+        "schema", help="Print (or write) the JSON schema of session specs; schemas/session.schema.json holds it."
+    )
+    schema.add_argument("--output", "-o", metavar="FILE.json", help="Write it to this file instead of printing it.")
+    schema.add_argument("--overwrite", action="store_true", help="Replace the file if it exists.")
     schema.set_defaults(handler=_cmd_schema)
 
     plot = commands.add_parser("plot", help="Draw a summary PNG of the Facemap results in an NWB file.")
     plot.add_argument("nwb_file", metavar="FILE.nwb", help="NWB file with Facemap results.")
     plot.add_argument("--output", "-o", required=True, metavar="summary.png", help="PNG file to write.")
+    plot.add_argument("--task-id", help="The task to draw, when the file holds several.")
     plot.add_argument("--overwrite", action="store_true", help="Replace the PNG if it exists.")
     plot.set_defaults(handler=_cmd_plot)
 

@@ -23,18 +23,25 @@ A spec (all paths of videos and Facemap outputs relative to one of the root fold
         motion_svd: true              # optional overrides
         movie_svd: false
         description: Whiskers and pupil.
+        recordings: [FaceCamera]      # optional: the task's camera views, in Facemap's order (all by default)
+
+A session may hold several tasks (other parameters on the same video, a load task next to a trigger
+task, another camera): they share the session's NWB file, where each task's objects carry its name
+suffix ``_task-<id>`` (see :mod:`facemap_nwb.nwb.facemap`), and each gets its own summary PNG
+(``..._task-<id>.png``). A session with one task has no suffix.
 
 Memoization (element-facemap's ``FacemapProcessing`` is computed once per task): each task's results
-are kept in ``<processed>/<first video's folder>/facemap_<task id>/results.nwb`` with the hash of their
-inputs (parameters, engine, mode and each input file's path, size and modification time) in
-``results.json``; a rerun with the same inputs reuses them, a change recomputes, ``force`` recomputes
-anyway. The session's NWB file is written as ``sub-<subject>_ses-<session>_behavior+image.nwb`` in
+are kept in ``<processed>/<its first video's folder>/facemap_<task id>/results-<hash>.nwb``, where the
+hash covers their inputs (parameters, engine, mode and each input file's path, size and modification
+time; ``results-<hash>.json`` beside it lists them). A rerun with the same inputs reuses them, a change
+recomputes, ``force`` recomputes anyway. The cache is content-addressed, so sessions whose videos share
+a folder (and so a task folder) never take each other's results, even when a batch runs them at once;
+results superseded for the same input files are removed when new ones are stored.
+
+The session's NWB file is written as ``sub-<subject>_ses-<session>_behavior+image.nwb`` in
 ``<output>/sub-<subject>/`` (``output`` is the Dandiset folder, ``<processed>/nwb`` by default, kept apart
 from the caches so that ``dandi validate`` sees only session files), all-or-nothing, with the summary PNG
-beside it.
-
-This version runs one task per session (one Facemap task per NWB file); a spec with several is
-refused with a clear message.
+beside it. A session is "current" when its NWB file exists and every task's cache matches today's inputs.
 """
 
 from __future__ import annotations
@@ -128,7 +135,7 @@ SESSION_SCHEMA = {
                 "additionalProperties": False,
                 "required": ["task_id", "mode"],
                 "properties": {
-                    "task_id": {"type": ["string", "integer"]},
+                    "task_id": {"type": ["string", "integer"], "pattern": "^[^/]+$"},
                     "mode": {"enum": ["load", "trigger"]},
                     "engine": {"enum": ["native", "facemap"]},
                     "parameters": {"type": "object"},
@@ -138,6 +145,7 @@ SESSION_SCHEMA = {
                     "motion_svd": {"type": "boolean"},
                     "movie_svd": {"type": "boolean"},
                     "description": {"type": "string"},
+                    "recordings": {"type": "array", "items": _STRING, "minItems": 1},
                 },
             },
         },
@@ -153,6 +161,7 @@ class TaskSpec:
     parameters: FacemapParameters
     proc_file: Path | None
     description: str
+    views: list[int] = field(default_factory=lambda: [0])  # indexes in the session's recordings
 
 
 @dataclass
@@ -173,9 +182,13 @@ class SessionSpec:
         name = dandi_file_name(self.subject["subject_id"], self.session["session_id"])
         return folder / (name + ".zarr" if self.backend == "zarr" else name)
 
-    @property
-    def summary_path(self) -> Path:
-        return self.nwb_path.parent / (self.nwb_path.name.split(".nwb")[0] + ".png")
+    def summary_path(self, task: TaskSpec) -> Path:
+        """The task's summary PNG beside the NWB file (``..._task-<id>.png`` when the session has several)."""
+        suffix = f"_task-{_dandi_label(task.task_id)}" if len(self.tasks) > 1 else ""
+        return self.nwb_path.parent / (self.nwb_path.name.split(".nwb")[0] + suffix + ".png")
+
+    def task_recordings(self, task: TaskSpec) -> list[dict]:
+        return [self.recordings[i] for i in task.views]
 
 
 def _dandi_label(value: str) -> str:
@@ -224,8 +237,14 @@ def _schema_errors(raw, spec: Path) -> None:
     raise _error(spec, key, err.message, "See the spec format in facemap_nwb.session.")
 
 
-def _task(raw: dict, spec: Path, index: int, paths: DataPaths) -> TaskSpec:
+def _task(raw: dict, spec: Path, index: int, paths: DataPaths, recordings: list[str]) -> TaskSpec:
     key = f"tasks.{index}"
+    views = list(range(len(recordings)))
+    if "recordings" in raw:
+        unknown = [n for n in raw["recordings"] if n not in recordings]
+        if unknown:
+            raise _error(spec, f"{key}.recordings", f"no recording named {unknown}", f"Choose among {recordings}.")
+        views = [recordings.index(n) for n in raw["recordings"]]
     values: dict = {}
     if "parameter_file" in raw:
         values = _read_yaml(spec.parent / raw["parameter_file"], "parameter file", spec, f"{key}.parameter_file") or {}
@@ -251,6 +270,7 @@ def _task(raw: dict, spec: Path, index: int, paths: DataPaths) -> TaskSpec:
         parameters=params,
         proc_file=proc_file,
         description=raw.get("description", ""),
+        views=views,
     )
 
 
@@ -286,13 +306,15 @@ def load_session_spec(path: str | os.PathLike) -> SessionSpec:
     for i, rec in enumerate(raw["recordings"]):
         files = [_find(paths, f, spec, f"recordings.{i}.files.{j}") for j, f in enumerate(rec["files"])]
         recordings.append({"name": rec["name"], "device": rec.get("device", rec["name"]), "files": files})
+    names = [r["name"] for r in recordings]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise _error(spec, "recordings", f"recording name(s) {twice} used more than once", "Name each camera once.")
     ids = [str(t["task_id"]) for t in raw["tasks"]]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
         raise _error(spec, "tasks", f"task id(s) {duplicated} used more than once", "Give every task its own id.")
-    if len(raw["tasks"]) > 1:
-        raise _error(spec, "tasks", "more than one task", "Write one spec per task (one Facemap task per NWB file).")
-    tasks = [_task(t, spec, i, paths) for i, t in enumerate(raw["tasks"])]
+    tasks = [_task(t, spec, i, paths, names) for i, t in enumerate(raw["tasks"])]
     output = raw["paths"].get("output")
     output = (spec.parent / output).resolve() if output else None
     return SessionSpec(spec, dict(raw["subject"]), dict(raw["session"]), paths, recordings, tasks, output)
@@ -303,64 +325,106 @@ def _file_key(path: Path) -> dict:
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def task_hash(task: TaskSpec, recordings: list[dict]) -> str:
-    """Hash of everything a task's results depend on."""
-    inputs = {
+def task_inputs(task: TaskSpec, recordings: list[dict]) -> dict:
+    """Everything a task's results depend on."""
+    return {
         "parameters": task.parameters.to_dict(),
         "mode": task.mode,
         "engine": task.engine,
         "videos": [_file_key(f) for r in recordings for f in r["files"]],
         "proc_file": _file_key(task.proc_file) if task.proc_file else None,
     }
+
+
+def _digest(inputs: dict) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
-def task_folder(spec: SessionSpec) -> Path:
-    """Where the session's task keeps its memoized results: ``<processed>/<first video's folder>/facemap_<id>``."""
-    return spec.paths.output_dir(spec.recordings[0]["files"][0], spec.tasks[0].task_id)
+def task_hash(task: TaskSpec, recordings: list[dict]) -> str:
+    """Hash of everything a task's results depend on."""
+    return _digest(task_inputs(task, recordings))
+
+
+def cached_results_path(folder: Path, digest: str) -> Path:
+    """The memoized results of a task for the inputs with this hash (content-addressed)."""
+    return folder / f"results-{digest[:20]}.nwb"
+
+
+def task_folder(spec: SessionSpec, task: TaskSpec) -> Path:
+    """Where a task keeps its memoized results: ``<processed>/<its first video's folder>/facemap_<id>``."""
+    return spec.paths.output_dir(spec.task_recordings(task)[0]["files"][0], task.task_id)
 
 
 def session_state(spec: SessionSpec) -> str:
-    """``"missing"`` (no NWB file yet), ``"current"`` (NWB file written from the task's cached results for
-    today's inputs) or ``"stale"`` (an NWB file exists but the inputs changed since)."""
+    """``"missing"`` (no NWB file yet), ``"current"`` (NWB file written from the tasks' cached results for
+    today's inputs) or ``"stale"`` (an NWB file exists but some task's inputs changed since)."""
     if not spec.nwb_path.exists():
         return "missing"
-    (task,) = spec.tasks
-    folder = task_folder(spec)
-    try:
-        stamp = json.loads((folder / "results.json").read_text())
-    except (OSError, ValueError):
-        return "stale"
-    return "current" if stamp.get("hash") == task_hash(task, spec.recordings) else "stale"
+    for task in spec.tasks:
+        if not cached_results_path(task_folder(spec, task), task_hash(task, spec.task_recordings(task))).exists():
+            return "stale"
+    return "current"
 
 
 @dataclass
 class SessionResult:
+    """What :func:`run_session` wrote: the NWB file, one summary PNG and one cache folder per task, and
+    which tasks reused their cached results."""
+
     nwb_path: Path
-    summary_png: Path
-    reused: bool
-    task_folder: Path
+    summary_pngs: list[Path]
+    task_folders: list[Path]
+    reused_tasks: list[str]
+    task_ids: list[str]
+
+    @property
+    def reused(self) -> bool:
+        """Every task reused its cached results."""
+        return len(self.reused_tasks) == len(self.task_ids)
+
+    @property
+    def summary_png(self) -> Path:
+        return self.summary_pngs[0]
+
+    @property
+    def task_folder(self) -> Path:
+        return self.task_folders[0]
 
 
 def _cached_results(folder: Path, digest: str):
     from .nwb.io import read_facemap_nwb
 
-    stamp, cached = folder / "results.json", folder / "results.nwb"
-    if stamp.exists() and cached.exists():
+    cached = cached_results_path(folder, digest)
+    if cached.exists():
         try:
-            if json.loads(stamp.read_text()).get("hash") == digest:
-                return read_facemap_nwb(cached)
+            return read_facemap_nwb(cached)
         except (ValueError, OSError):  # a damaged cache is recomputed
             return None
     return None
 
 
-def _store_results(folder: Path, digest: str, results, recordings) -> None:
+def _store_results(folder: Path, digest: str, inputs: dict, results, recordings) -> None:
+    """Store a task's results under their hash (atomically), then remove results stored for the same
+    input files with other parameters."""
+    from .atomic import atomic_output
     from .convert import write_results_nwb
 
+    cached = cached_results_path(folder, digest)
+    with atomic_output(cached.with_suffix(".json"), overwrite=True) as temporary:
+        temporary.write_text(json.dumps({"hash": digest, "inputs": inputs}, indent=1))
     start = {"NWBFile": {"session_start_time": "1970-01-01T00:00:00+00:00"}}
-    write_results_nwb(folder / "results.nwb", results, recordings, metadata=start, overwrite=True)
-    (folder / "results.json").write_text(json.dumps({"hash": digest}))
+    write_results_nwb(cached, results, recordings, metadata=start, overwrite=True)
+    same_files = {k: inputs[k] for k in ("videos", "proc_file")}
+    for stamp in folder.glob("results-*.json"):
+        if stamp == cached.with_suffix(".json"):
+            continue
+        try:
+            other = json.loads(stamp.read_text())["inputs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if {k: other.get(k) for k in same_files} == same_files:
+            stamp.with_suffix(".nwb").unlink(missing_ok=True)
+            stamp.unlink(missing_ok=True)
 
 
 def run_session(
@@ -373,7 +437,7 @@ def run_session(
 ):
     """Run one session end to end; returns a :class:`SessionResult`. ``backend="zarr"`` writes NWB Zarr."""
     from .atomic import check_output_path
-    from .convert import check_views, write_results_nwb
+    from .convert import TaskOutput, check_views, write_session_nwb
     from .engines import process_recordings
     from .loaders.facemap import load_facemap_results
     from .plot import plot_summary
@@ -383,38 +447,40 @@ def run_session(
     if backend is not None:
         spec = replace(spec, backend=backend)
     nwb_path = check_output_path(spec.nwb_path, overwrite=overwrite)
-    (task,) = spec.tasks
     # Trigger mode decodes every frame in the engine, which checks the count: count packets here (one
     # decode, not two). Load mode has no decode of its own, so the probe decodes to check the count.
-    decode = task.mode == "load"
+    loaded = {i for task in spec.tasks if task.mode == "load" for i in task.views}
     recordings = [
-        probe_recording(r["files"], name=r["name"], device=r["device"], decode=decode) for r in spec.recordings
+        probe_recording(r["files"], name=r["name"], device=r["device"], decode=i in loaded)
+        for i, r in enumerate(spec.recordings)
     ]
-    folder = task_folder(spec)
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = task_hash(task, spec.recordings)
-    results = None if force else _cached_results(folder, digest)
-    reused = results is not None
-    if results is None:
-        if task.mode == "load":
+    outputs, folders, reused = [], [], []
+    for task in spec.tasks:
+        views = [recordings[i] for i in task.views]
+        folder = task_folder(spec, task)
+        folder.mkdir(parents=True, exist_ok=True)
+        inputs = task_inputs(task, spec.task_recordings(task))
+        digest = _digest(inputs)
+        results = None if force else _cached_results(folder, digest)
+        if results is not None:
+            reused.append(task.task_id)
+        elif task.mode == "load":
             results = load_facemap_results(task.proc_file)
-            check_views(results, recordings)
+            check_views(results, views)
         else:
             options = {"progress": progress} if task.engine == "native" else {}
-            results = process_recordings(recordings, task.parameters, engine=task.engine, **options)
-        _store_results(folder, digest, results, recordings)
-    session = dict(spec.session)
-    metadata = {"NWBFile": session, "Subject": dict(spec.subject)}
-    write_results_nwb(
-        nwb_path,
-        results,
-        recordings,
-        metadata=metadata,
-        task_id=task.task_id,
-        task_mode=task.mode,
-        description=task.description or None,
-        overwrite=overwrite,
-        backend=spec.backend,
-    )
-    summary = plot_summary(nwb_path, spec.summary_path, overwrite=True)
-    return SessionResult(nwb_path=nwb_path, summary_png=summary, reused=reused, task_folder=folder)
+            results = process_recordings(views, task.parameters, engine=task.engine, **options)
+        if task.task_id not in reused:
+            _store_results(folder, digest, inputs, results, views)
+        description = task.description or None
+        outputs.append(TaskOutput(results, task.task_id, task.mode, description, views=task.views))
+        folders.append(folder)
+    metadata = {"NWBFile": dict(spec.session), "Subject": dict(spec.subject)}
+    write_session_nwb(nwb_path, outputs, recordings, metadata=metadata, overwrite=overwrite, backend=spec.backend)
+    several = len(spec.tasks) > 1
+    summaries = [
+        plot_summary(nwb_path, spec.summary_path(task), task_id=task.task_id if several else None, overwrite=True)
+        for task in spec.tasks
+    ]
+    ids = [t.task_id for t in spec.tasks]
+    return SessionResult(nwb_path, summaries, folders, reused, ids)

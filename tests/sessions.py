@@ -12,9 +12,17 @@ from facemap_nwb.synthetic import make_face_video
 from .conftest import CREATION
 
 
+def _video_and_tasks(raw, i: int, kind: str) -> tuple[str, list[dict]]:
+    video, task = _video_and_task(raw, i, "load" if kind == "two" else kind)
+    if kind == "two":  # the loaded Facemap output and a run of our own on the same video
+        return video, [task, {"task_id": "rerun", "mode": "trigger", "parameter_file": "params.yaml"}]
+    return video, [task]
+
+
 def _video_and_task(raw, i: int, kind: str) -> tuple[str, dict]:
     """One session's video (relative to the root) and task: a synthetic video processed here ("trigger"),
-    a synthetic video with an existing Facemap output ("load"), or the shared lp_test_vid.mp4 ("lp")."""
+    a synthetic video with an existing Facemap output ("load"), or the shared lp_test_vid.mp4 ("lp");
+    "two" is a session with both a load and a trigger task on one synthetic video."""
     folder = raw / f"s{i}"
     folder.mkdir(exist_ok=True)
     if kind == "lp":
@@ -32,6 +40,14 @@ def _video_and_task(raw, i: int, kind: str) -> tuple[str, dict]:
     return f"s{i}/face.mp4", {"task_id": 0, "mode": "trigger", "parameter_file": "params.yaml"}
 
 
+def batch_kinds() -> list[str]:
+    """The six sessions of the acceptance batch: load and trigger tasks (and a session with both) on
+    synthetic videos and on the shared lp_test_vid.mp4 (a synthetic one where the shared data is absent)."""
+    from .conftest import LP_VIDEO
+
+    return ["trigger", "load", "lp" if LP_VIDEO.exists() else "trigger", "two", "load", "trigger"]
+
+
 def make_sessions(folder, count: int, broken: int | None = None, kinds=None) -> list:
     """``count`` session specs in ``folder`` (trigger tasks on synthetic videos unless ``kinds`` says)."""
     raw = folder / "raw"
@@ -39,7 +55,7 @@ def make_sessions(folder, count: int, broken: int | None = None, kinds=None) -> 
     (folder / "params.yaml").write_text("spatial_bin: 4\nmotion_svd: true\nn_components: 10\n")
     specs = []
     for i in range(count):
-        video, task = _video_and_task(raw, i, (kinds or ["trigger"] * count)[i])
+        video, tasks = _video_and_tasks(raw, i, (kinds or ["trigger"] * count)[i])
         if i == broken:  # decodes no frame: the session fails at run time
             (raw / video).write_bytes(b"not a video at all" * 10)
         spec = {
@@ -53,7 +69,7 @@ def make_sessions(folder, count: int, broken: int | None = None, kinds=None) -> 
             },
             "paths": {"roots": ["raw"], "processed": "processed"},
             "recordings": [{"name": "FaceCamera", "files": [video]}],
-            "tasks": [task],
+            "tasks": tasks,
         }
         path = folder / f"session{i}.yaml"
         path.write_text(yaml.safe_dump(spec))
@@ -61,5 +77,5 @@ def make_sessions(folder, count: int, broken: int | None = None, kinds=None) -> 
     return specs
 
 
-def nwb_files(folder):
-    return sorted((folder / "processed").rglob("sub-*_behavior+image.nwb"))
+def nwb_files(folder, suffix: str = ".nwb"):
+    return sorted((folder / "processed").rglob(f"sub-*_behavior+image{suffix}"))

@@ -15,7 +15,7 @@ pytest.importorskip("dask.distributed", reason="batch runs need Dask (the 'batch
 
 from facemap_nwb.batch import run_batch  # noqa: E402
 
-from .sessions import make_sessions, nwb_files  # noqa: E402
+from .sessions import batch_kinds, make_sessions, nwb_files  # noqa: E402
 
 
 def test_batch_on_a_local_cluster_with_a_broken_session(tmp_path):
@@ -104,12 +104,9 @@ def _contents(path) -> dict:
 
 def test_local_cluster_and_separate_scheduler_give_the_same_files(tmp_path):
     dask = os.path.join(os.path.dirname(sys.executable), "dask")
-    from .conftest import LP_VIDEO
-
     local_dir, remote_dir = tmp_path / "local", tmp_path / "remote"
     # Shared and synthetic videos, load and trigger tasks (the shared video only where the data is).
-    kinds = ["trigger", "load", "lp" if LP_VIDEO.exists() else "trigger", "trigger", "load", "trigger"]
-    local = make_sessions(local_dir, 6, kinds=kinds)
+    local = make_sessions(local_dir, 6, kinds=batch_kinds())
     import shutil
 
     shutil.copytree(local_dir, remote_dir)  # the same videos (x264 output is not bit-reproducible across runs)
@@ -156,3 +153,40 @@ def test_local_cluster_and_separate_scheduler_give_the_same_files(tmp_path):
     assert [p.relative_to(local_dir) for p in local_files] == [p.relative_to(remote_dir) for p in remote_files]
     for a, b in zip(local_files, remote_files):
         assert _contents(a) == _contents(b), f"{a.name} differs between the two clusters"
+
+
+def test_sessions_sharing_a_video_folder_keep_their_own_results(tmp_path):
+    """Two sessions whose videos share a folder have one task folder (task "0" each): run at once, each
+    keeps its own cached results, a rerun reuses both, and a change replaces only its own cache."""
+    from numpy.testing import assert_array_equal
+
+    from facemap_nwb.engines import process_recordings
+    from facemap_nwb.nwb.io import read_facemap_nwb
+    from facemap_nwb.params import FacemapParameters
+    from facemap_nwb.synthetic import make_face_video
+    from facemap_nwb.video import probe_recording
+
+    from .conftest import CREATION
+
+    specs = make_sessions(tmp_path, 2)
+    shared = tmp_path / "raw" / "shared"
+    shared.mkdir()
+    for i, spec_path in enumerate(specs):
+        make_face_video(shared / f"day{i}.mp4", n_frames=30, seed=10 + i, creation_time=CREATION)
+        spec = yaml.safe_load(spec_path.read_text())
+        spec["recordings"][0]["files"] = [f"shared/day{i}.mp4"]
+        spec_path.write_text(yaml.safe_dump(spec))
+    rows = run_batch(specs, workers=2)
+    assert [r.status for r in rows] == ["done", "done"], [r.error for r in rows]
+    folder = tmp_path / "processed" / "shared" / "facemap_0"
+    assert len(list(folder.glob("results-*.nwb"))) == 2
+    params = FacemapParameters.from_file(tmp_path / "params.yaml")
+    for i, row in enumerate(rows):
+        alone = process_recordings([probe_recording(shared / f"day{i}.mp4")], params)
+        assert_array_equal(read_facemap_nwb(row.nwb_path).motion_energy[0], alone.motion_energy[0])
+    assert [r.status for r in run_batch(specs, workers=2)] == ["reused", "reused"]
+    spec = yaml.safe_load(specs[0].read_text())
+    spec["tasks"][0]["movie_svd"] = True
+    specs[0].write_text(yaml.safe_dump(spec))
+    assert [r.status for r in run_batch(specs, workers=2, overwrite=True)] == ["done", "reused"]
+    assert len(list(folder.glob("results-*.nwb"))) == 2, "the superseded cache of session 0 is removed, 1's is kept"

@@ -12,7 +12,7 @@ from facemap_nwb.nwb.io import read_facemap_nwb
 from facemap_nwb.session import SpecError, load_session_spec, run_session
 from facemap_nwb.synthetic import make_face_video
 
-from .conftest import CREATION
+from .conftest import CREATION, REPO
 
 
 @pytest.fixture
@@ -83,6 +83,15 @@ def _break(spec, case, folder):
     if case == "task id twice":
         spec["tasks"].append(dict(spec["tasks"][0]))
         return r"tasks: task id\(s\) \['0'\] used more than once"
+    if case == "task on an unknown camera":
+        spec["tasks"][0]["recordings"] = ["SideCamera"]
+        return r"tasks.0.recordings: no recording named \['SideCamera'\]. Choose among \['FaceCamera'\]"
+    if case == "camera named twice":
+        spec["recordings"].append(dict(spec["recordings"][0]))
+        return r"recordings: recording name\(s\) \['FaceCamera'\] used more than once"
+    if case == "task id with a slash":
+        spec["tasks"][0]["task_id"] = "a/b"
+        return r"tasks.0.task_id: 'a/b' does not match"
     if case == "parameter file does not parse":
         (folder / "params.yaml").write_text("spatial_bin: [4\n")
         return r"tasks.0.parameter_file: parameter file .*params.yaml' does not parse"
@@ -96,6 +105,9 @@ CASES = [
     "file under no root",
     "task id twice",
     "parameter file does not parse",
+    "task on an unknown camera",
+    "camera named twice",
+    "task id with a slash",
 ]
 
 
@@ -150,3 +162,97 @@ def test_schema_command_prints_the_json_schema(capsys):
     schema = json.loads(capsys.readouterr().out)
     jsonschema.Draft7Validator.check_schema(schema)
     assert set(schema["required"]) == {"subject", "session", "paths", "recordings", "tasks"}
+    committed = REPO / "schemas" / "session.schema.json"
+    assert json.loads(committed.read_text()) == schema, (
+        "schemas/session.schema.json is out of date: run facemap-nwb schema -o schemas/session.schema.json --overwrite"
+    )
+
+
+def test_readme_and_docstring_specs_follow_the_committed_schema():
+    """The spec examples users copy (README, module docstring) validate against schemas/session.schema.json
+    with plain jsonschema, and bad ones do not."""
+    import json
+    import re
+
+    import jsonschema
+
+    import facemap_nwb.session
+
+    schema = json.loads((REPO / "schemas" / "session.schema.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    examples = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)]
+    docstring = facemap_nwb.session.__doc__.split("::")[1].split("\n\n")[1]
+    examples.append(yaml.safe_load(docstring))
+    specs = [e for e in examples if isinstance(e, dict) and "tasks" in e]
+    assert len(specs) >= 2
+    for spec in specs:
+        jsonschema.validate(spec, schema)
+    spec = dict(specs[0], tasks=[{"task_id": "0", "mode": "sideways"}])
+    with pytest.raises(jsonschema.ValidationError, match="sideways"):
+        jsonschema.validate(spec, schema)
+
+
+def test_session_with_two_tasks_on_two_cameras(layout):
+    """Two tasks in one session file: each task's objects carry its suffix, link to its own camera, hold
+    the results of processing that camera alone, and are memoized separately."""
+    import numpy as np
+    from numpy.testing import assert_allclose, assert_array_equal
+    from pynwb import NWBHDF5IO
+
+    from facemap_nwb.engines import process_recordings
+    from facemap_nwb.params import FacemapParameters
+    from facemap_nwb.video import probe_recording
+
+    from .test_recording_nwb import serious_inspector_messages
+
+    folder, spec = layout
+    body = folder / "raw" / "m1" / "day1" / "body.mp4"
+    make_face_video(body, n_frames=80, height=48, width=64, seed=7, creation_time=CREATION)
+    spec["recordings"].append({"name": "BodyCamera", "files": ["m1/day1/body.mp4"]})
+    spec["tasks"][0]["recordings"] = ["FaceCamera"]
+    whole = {"spatial_bin": 2, "motion_svd": True, "movie_svd": True, "n_components": 5}
+    spec["tasks"].append({"task_id": "whole", "mode": "trigger", "parameters": whole, "recordings": ["BodyCamera"]})
+    path = write_spec(folder, spec)
+    result = run_session(path)
+    assert result.task_ids == ["0", "whole"] and result.reused_tasks == []
+    assert [p.name for p in result.summary_pngs] == [
+        "sub-m1_ses-day1_behavior+image_task-0.png",
+        "sub-m1_ses-day1_behavior+image_task-whole.png",
+    ]
+    assert all(p.exists() for p in result.summary_pngs)
+    assert result.task_folders == [folder / "processed" / "m1" / "day1" / f"facemap_{i}" for i in ("0", "whole")]
+    with NWBHDF5IO(str(result.nwb_path), "r") as io:  # plain pynwb
+        nwb = io.read()
+        behavior = nwb.processing["behavior"]
+        assert {"BodyCamera", "FaceCamera"} <= set(nwb.acquisition)
+        assert behavior["FacemapTask_task-0"].task_id == "0" and behavior["FacemapTask_task-whole"].spatial_bin == 2
+        assert behavior["MotionSVD_full_frame_task-whole"].source_video.name == "BodyCamera"
+        assert behavior["MotionSVD_full_frame_task-0"].source_video.name == "FaceCamera"
+        assert "pupil_area" in behavior["PupilTracking_task-0"].time_series
+        assert (
+            "MotionEnergy" not in behavior.data_interfaces
+            and "PupilTracking_task-whole" not in behavior.data_interfaces
+        )
+    assert serious_inspector_messages(result.nwb_path) == []
+    with pytest.raises(ValueError, match=r"holds Facemap tasks \['0', 'whole'\]: choose one with task_id"):
+        read_facemap_nwb(result.nwb_path)
+    face = probe_recording(sorted((folder / "raw" / "m1" / "day1").glob("face*.mp4")), name="FaceCamera")
+    cameras = {"0": (face, FacemapParameters.from_file(folder / "params.yaml"))}
+    cameras["whole"] = (probe_recording(body, name="BodyCamera"), FacemapParameters.from_dict(whole))
+    for task_id, (recording, params) in cameras.items():
+        alone = process_recordings([recording], params)
+        stored = read_facemap_nwb(result.nwb_path, task_id=task_id)
+        assert stored.frame_count == 80 and [r.name for r in stored.regions] == [r.name for r in alone.regions]
+        for index, trace in alone.motion_energy.items():
+            assert_array_equal(stored.motion_energy[index], trace)
+        for kind in ("motion", "movie"):
+            assert len(stored.svds(kind)) == len(alone.svds(kind))
+            for a, b in zip(stored.svds(kind), alone.svds(kind)):
+                assert_allclose(np.abs(a.projections), np.abs(b.projections), rtol=1e-4, atol=1e-3)
+        assert len(stored.pupils) == len(alone.pupils)
+    again = run_session(path, overwrite=True)
+    assert again.reused and again.reused_tasks == ["0", "whole"]
+    spec["tasks"][1]["parameters"]["n_components"] = 3  # one task changes: it alone is recomputed
+    changed = run_session(write_spec(folder, spec), overwrite=True)
+    assert changed.reused_tasks == ["0"] and not changed.reused
+    assert read_facemap_nwb(changed.nwb_path, task_id="whole").motion_svd[0].n_components == 3
