@@ -7,6 +7,7 @@ results are memoized (:mod:`facemap_nwb.session`).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -27,13 +28,28 @@ class BatchRow:
     error: str = ""
 
 
+class SessionFailed(RuntimeError):
+    """A session's error as raised on a worker, with the time it ran before failing (an exception, so
+    that Dask's retries still apply)."""
+
+    def __init__(self, message: str, seconds: float):
+        super().__init__(message)
+        self.seconds = seconds
+
+    def __reduce__(self):
+        return type(self), (str(self), self.seconds)
+
+
 def _run_one(spec_path: str, overwrite: bool, force: bool, backend: str) -> dict:
     """Runs on a Dask worker: one session, end to end."""
     from .session import load_session_spec, run_session
 
     start = time.perf_counter()
-    spec = load_session_spec(spec_path)
-    result = run_session(spec, force=force, overwrite=overwrite, backend=backend)
+    try:
+        spec = load_session_spec(spec_path)
+        result = run_session(spec, force=force, overwrite=overwrite, backend=backend)
+    except Exception as err:
+        raise SessionFailed(f"{type(err).__name__}: {err}", time.perf_counter() - start) from None
     status = "reused" if result.reused else "done"
     return {"status": status, "seconds": time.perf_counter() - start, "nwb_path": str(result.nwb_path)}
 
@@ -45,7 +61,14 @@ def _client(scheduler: str | None, workers: int):
         raise ImportError("Batch runs need Dask: pip install 'facemap-nwb[batch]'.") from err
     if scheduler:
         return Client(scheduler), None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    # Worker logs are silenced: every session's error is reported in the summary instead.
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.CRITICAL,
+    )
     return Client(cluster), cluster
 
 
@@ -58,14 +81,14 @@ def run_batch(
     overwrite: bool = False,
     force: bool = False,
     backend: str = "hdf5",
+    progress: bool = False,
 ) -> list[BatchRow]:
     """Run every session spec as one Dask task; returns one row per spec, in the order given.
 
     Specs are checked before anything is submitted; a bad spec is a failed row and the rest still run.
+    ``progress`` shows a bar (on stderr) of the sessions finished.
     """
-    from .session import load_session_spec
-
-    from .session import session_state
+    from .session import load_session_spec, session_state
 
     rows: dict[str, BatchRow] = {}
     runnable = []
@@ -107,13 +130,20 @@ def run_batch(
                 ): path
                 for i, path in enumerate(runnable)
             }
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(futures), desc="sessions", unit="session", disable=not progress)
             for future in as_completed(futures):
+                bar.update()
                 path = futures[future]
                 try:
                     out = future.result()
                     rows[path] = BatchRow(path, out["status"], out["seconds"], out["nwb_path"])
-                except Exception as err:  # noqa: BLE001 - a failed session is reported, the others go on
+                except SessionFailed as err:  # a failed session is reported, the others go on
+                    rows[path] = BatchRow(path, "failed", err.seconds, error=str(err))
+                except Exception as err:  # noqa: BLE001 - e.g. a worker lost more often than the retries allow
                     rows[path] = BatchRow(path, "failed", error=f"{type(err).__name__}: {err}")
+            bar.close()
         finally:
             client.close()
             if cluster is not None:

@@ -300,6 +300,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         force=args.force,
         backend=args.backend,
+        progress=not args.quiet,
     )
     _out(format_summary(rows))
     return EXIT_ERROR if any(r.status == "failed" for r in rows) else EXIT_OK
@@ -415,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--force", action="store_true", help="Recompute tasks even if their results are cached.")
     batch.add_argument("--overwrite", action="store_true", help="Redo sessions whose NWB file exists.")
     batch.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
+    batch.add_argument("--quiet", action="store_true", help="No progress bar (the summary is still printed).")
     batch.set_defaults(handler=_cmd_batch)
 
     schema = commands.add_parser(

@@ -37,6 +37,8 @@ def test_batch_command_exit_code_and_summary(tmp_path):
     )
     assert run.returncode == 1
     assert "1 done, 0 reused, 1 failed" in run.stdout and "session1.yaml" in run.stdout
+    assert "sessions" in run.stderr and "2/2" in run.stderr, "the progress bar of the submitted sessions"
+    assert "Compute Failed" not in run.stderr, "the summary reports the error; the local workers stay quiet"
 
 
 def test_kill_9_then_rerun_finishes_only_what_is_missing(tmp_path):

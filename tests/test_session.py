@@ -192,7 +192,7 @@ def test_readme_and_docstring_specs_follow_the_committed_schema():
         jsonschema.validate(spec, schema)
 
 
-def test_session_with_two_tasks_on_two_cameras(layout):
+def test_session_with_two_tasks_on_two_cameras(layout, capsys):
     """Two tasks in one session file: each task's objects carry its suffix, link to its own camera, hold
     the results of processing that camera alone, and are memoized separately."""
     import numpy as np
@@ -250,6 +250,10 @@ def test_session_with_two_tasks_on_two_cameras(layout):
             for a, b in zip(stored.svds(kind), alone.svds(kind)):
                 assert_allclose(np.abs(a.projections), np.abs(b.projections), rtol=1e-4, atol=1e-3)
         assert len(stored.pupils) == len(alone.pupils)
+    png = folder / "whole.png"
+    assert main(["plot", str(result.nwb_path), "-o", str(png)]) == 1 and not png.exists()
+    assert "--task-id" in capsys.readouterr().err
+    assert main(["plot", str(result.nwb_path), "-o", str(png), "--task-id", "whole"]) == 0 and png.exists()
     again = run_session(path, overwrite=True)
     assert again.reused and again.reused_tasks == ["0", "whole"]
     spec["tasks"][1]["parameters"]["n_components"] = 3  # one task changes: it alone is recomputed

@@ -479,7 +479,9 @@ def results_from_nwbfile(
     if not tasks:
         raise ValueError(f"The NWB file holds no Facemap task in processing['{module_name}'].")
     if task_id is None and len(tasks) > 1:
-        raise ValueError(f"The NWB file holds Facemap tasks {list(tasks)}: choose one with task_id.")
+        raise ValueError(
+            f"The NWB file holds Facemap tasks {list(tasks)}: choose one with task_id (--task-id in the CLI)."
+        )
     if task_id is not None and str(task_id) not in tasks:
         raise ValueError(f"The NWB file holds no Facemap task {str(task_id)!r}; it holds {list(tasks)}.")
     task = tasks[str(task_id)] if task_id is not None else next(iter(tasks.values()))
