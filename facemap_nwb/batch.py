@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,18 +27,20 @@ class BatchRow:
     seconds: float = 0.0
     nwb_path: str = ""
     error: str = ""
+    details: str = ""  # the traceback of an unexpected error
 
 
 class SessionFailed(RuntimeError):
-    """A session's error as raised on a worker, with the time it ran before failing (an exception, so
-    that Dask's retries still apply)."""
+    """A session's error as raised on a worker, with the time it ran before failing and, for unexpected
+    errors (not bad input), the traceback (an exception, so that Dask's retries still apply)."""
 
-    def __init__(self, message: str, seconds: float):
+    def __init__(self, message: str, seconds: float, details: str = ""):
         super().__init__(message)
         self.seconds = seconds
+        self.details = details
 
     def __reduce__(self):
-        return type(self), (str(self), self.seconds)
+        return type(self), (str(self), self.seconds, self.details)
 
 
 def _run_one(spec_path: str, overwrite: bool, force: bool, backend: str) -> dict:
@@ -49,7 +52,10 @@ def _run_one(spec_path: str, overwrite: bool, force: bool, backend: str) -> dict
         spec = load_session_spec(spec_path)
         result = run_session(spec, force=force, overwrite=overwrite, backend=backend)
     except Exception as err:
-        raise SessionFailed(f"{type(err).__name__}: {err}", time.perf_counter() - start) from None
+        # Bad input (a spec, a video, a Facemap output) has a message that says it all; anything else is a
+        # bug or an environment problem, and its traceback is kept for the report.
+        details = "" if isinstance(err, (ValueError, OSError)) else traceback.format_exc()
+        raise SessionFailed(f"{type(err).__name__}: {err}", time.perf_counter() - start, details) from None
     status = "reused" if result.reused else "done"
     return {"status": status, "seconds": time.perf_counter() - start, "nwb_path": str(result.nwb_path)}
 
@@ -107,8 +113,8 @@ def run_batch(
             rows[path] = BatchRow(
                 path,
                 "failed",
-                error=f"'{spec.nwb_path}' exists but the session's inputs changed since it was written; "
-                "rerun with --overwrite to replace it.",
+                error=f"'{spec.nwb_path}' exists but was not written from today's spec and inputs (they changed "
+                "since, or the file was written some other way); rerun with --overwrite to replace it.",
             )
         else:
             runnable.append(path)
@@ -140,7 +146,7 @@ def run_batch(
                     out = future.result()
                     rows[path] = BatchRow(path, out["status"], out["seconds"], out["nwb_path"])
                 except SessionFailed as err:  # a failed session is reported, the others go on
-                    rows[path] = BatchRow(path, "failed", err.seconds, error=str(err))
+                    rows[path] = BatchRow(path, "failed", err.seconds, error=str(err), details=err.details)
                 except Exception as err:  # noqa: BLE001 - e.g. a worker lost more often than the retries allow
                     rows[path] = BatchRow(path, "failed", error=f"{type(err).__name__}: {err}")
             bar.close()

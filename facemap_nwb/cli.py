@@ -303,6 +303,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     _out(format_summary(rows))
+    for row in rows:
+        if row.details:  # unexpected errors: the traceback, for a bug report
+            sys.stderr.write(f"\nTraceback of {row.spec}:\n{row.details}\n")
     return EXIT_ERROR if any(r.status == "failed" for r in rows) else EXIT_OK
 
 

@@ -132,7 +132,16 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
         if key is not None:
             name = metadata["Behavior"]["ExternalVideos"][key]["name"]
         if name in nwbfile.acquisition:
-            return nwbfile.acquisition[name]
+            series = nwbfile.acquisition[name]
+            theirs = [Path(str(f)).name for f in (getattr(series, "external_file", None) or [])]
+            ours = [Path(p).name for p in self.recording.paths]
+            if theirs and theirs != ours:
+                raise ValueError(
+                    f"The ImageSeries '{name}' already in the file shows {theirs}, but this Facemap task "
+                    f"({self.metadata_key}) came from {ours}: set metadata['Behavior']['{self.metadata_key}']"
+                    "['video_name'] to the ImageSeries of its own video (or to a new name)."
+                )
+            return series
         device = metadata.get("Devices", {}).get(settings.get("device_metadata_key", _DEVICE_KEY), {})
         if device and device.get("name") not in nwbfile.devices:
             nwbfile.create_device(**device)

@@ -42,11 +42,10 @@ def plot_summary(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from .nwb.io import read_facemap_nwb, read_recordings
+    from .nwb.io import read_facemap_nwb
 
     results = read_facemap_nwb(nwb_path, task_id=task_id)
-    recordings = read_recordings(nwb_path)
-    rate = recordings[0].rate if recordings and recordings[0].is_regular else None
+    rate = results.frame_rate  # the task's own signals' rate (None: frame numbers on the time axes)
     sbin = results.parameters.spatial_bin
     svd = next((s for s in results.motion_svd if results.regions[s.region].type == "full_frame"), None)
     svd = svd or (results.motion_svd[0] if results.motion_svd else None)

@@ -100,6 +100,7 @@ class FacemapResults:
     processing_time: datetime | None = None
     source_file: str | None = None
     video_files: list[list[str]] = field(default_factory=list)  # Facemap 'filenames': [sequential][view]
+    frame_rate: float | None = None  # frames per second of the signals, when read from a regular NWB series
 
     def attach_io(self, io) -> None:
         """Keep the open NWB reader whose datasets back this object's lazy arrays."""

@@ -41,7 +41,9 @@ results superseded for the same input files are removed when new ones are stored
 The session's NWB file is written as ``sub-<subject>_ses-<session>_behavior+image.nwb`` in
 ``<output>/sub-<subject>/`` (``output`` is the Dandiset folder, ``<processed>/nwb`` by default, kept apart
 from the caches so that ``dandi validate`` sees only session files), all-or-nothing, with the summary PNG
-beside it. A session is "current" when its NWB file exists and every task's cache matches today's inputs.
+beside it. ``<processed>/session_stamps/`` records what each NWB file was written from (the hash of every
+task's inputs, the metadata and the files, and the file's identifier): a session is "current" when its NWB
+file is the one stamped for today's spec and inputs, and a batch then skips it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ import hashlib
 import json
 import os
 import re
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -161,7 +164,7 @@ class TaskSpec:
     parameters: FacemapParameters
     proc_file: Path | None
     description: str
-    views: list[int] = field(default_factory=lambda: [0])  # indexes in the session's recordings
+    views: list[int] | None = None  # the task's cameras: indexes in the session's recordings (None: all)
 
 
 @dataclass
@@ -184,11 +187,20 @@ class SessionSpec:
 
     def summary_path(self, task: TaskSpec) -> Path:
         """The task's summary PNG beside the NWB file (``..._task-<id>.png`` when the session has several)."""
-        suffix = f"_task-{_dandi_label(task.task_id)}" if len(self.tasks) > 1 else ""
+        suffix = f"_task-{task.task_id}" if len(self.tasks) > 1 else ""
         return self.nwb_path.parent / (self.nwb_path.name.split(".nwb")[0] + suffix + ".png")
 
+    def task_views(self, task: TaskSpec) -> list[int]:
+        return list(range(len(self.recordings))) if task.views is None else list(task.views)
+
     def task_recordings(self, task: TaskSpec) -> list[dict]:
-        return [self.recordings[i] for i in task.views]
+        return [self.recordings[i] for i in self.task_views(task)]
+
+    @property
+    def stamp_path(self) -> Path:
+        """What the session's NWB file was written from: ``<processed>/session_stamps/<file>-<hash>.json``."""
+        key = hashlib.sha256(str(self.nwb_path).encode()).hexdigest()[:12]
+        return self.paths.processed_root / "session_stamps" / f"{self.nwb_path.name}-{key}.json"
 
 
 def _dandi_label(value: str) -> str:
@@ -239,7 +251,7 @@ def _schema_errors(raw, spec: Path) -> None:
 
 def _task(raw: dict, spec: Path, index: int, paths: DataPaths, recordings: list[str]) -> TaskSpec:
     key = f"tasks.{index}"
-    views = list(range(len(recordings)))
+    views = None
     if "recordings" in raw:
         unknown = [n for n in raw["recordings"] if n not in recordings]
         if unknown:
@@ -337,7 +349,7 @@ def task_inputs(task: TaskSpec, recordings: list[dict]) -> dict:
 
 
 def _digest(inputs: dict) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def task_hash(task: TaskSpec, recordings: list[dict]) -> str:
@@ -355,15 +367,41 @@ def task_folder(spec: SessionSpec, task: TaskSpec) -> Path:
     return spec.paths.output_dir(spec.task_recordings(task)[0]["files"][0], task.task_id)
 
 
+def session_digest(spec: SessionSpec) -> str:
+    """Hash of everything a session's NWB file depends on: each task's inputs, the metadata, the cameras."""
+    return _digest(
+        {
+            "tasks": [
+                [t.task_id, task_hash(t, spec.task_recordings(t)), spec.task_views(t), t.description]
+                for t in spec.tasks
+            ],
+            "subject": spec.subject,
+            "session": spec.session,
+            "recordings": [[r["name"], r["device"], [_file_key(f) for f in r["files"]]] for r in spec.recordings],
+            "backend": spec.backend,
+        }
+    )
+
+
 def session_state(spec: SessionSpec) -> str:
-    """``"missing"`` (no NWB file yet), ``"current"`` (NWB file written from the tasks' cached results for
-    today's inputs) or ``"stale"`` (an NWB file exists but some task's inputs changed since)."""
+    """``"missing"`` (no NWB file yet), ``"current"`` (the NWB file there was written by this spec from
+    today's inputs) or ``"stale"`` (an NWB file exists, but the spec or its inputs changed since, or it was
+    written some other way).
+
+    The stamp (:attr:`SessionSpec.stamp_path`) is written just before the NWB file is published and names
+    that file's identifier, so a run that dies or fails before publishing never makes an older file current.
+    """
+    from .nwb.io import read_identifier
+
     if not spec.nwb_path.exists():
         return "missing"
-    for task in spec.tasks:
-        if not cached_results_path(task_folder(spec, task), task_hash(task, spec.task_recordings(task))).exists():
-            return "stale"
-    return "current"
+    try:
+        stamp = json.loads(spec.stamp_path.read_text())
+    except (OSError, ValueError):
+        return "stale"
+    if stamp.get("digest") == session_digest(spec) and stamp.get("identifier") == read_identifier(spec.nwb_path):
+        return "current"
+    return "stale"
 
 
 @dataclass
@@ -403,28 +441,36 @@ def _cached_results(folder: Path, digest: str):
     return None
 
 
-def _store_results(folder: Path, digest: str, inputs: dict, results, recordings) -> None:
-    """Store a task's results under their hash (atomically), then remove results stored for the same
-    input files with other parameters."""
+def _write_json(path: Path, value: dict) -> None:
     from .atomic import atomic_output
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path, overwrite=True) as temporary:
+        temporary.write_text(json.dumps(value, indent=1, default=str))
+
+
+def _store_results(folder: Path, digest: str, inputs: dict, results, recordings, owner: str) -> None:
+    """Store a task's results under their hash (atomically), then remove the results this spec (``owner``)
+    stored in this folder for earlier inputs. Results that other specs stored here are kept: two specs
+    with different parameters for one video never undo each other's caches."""
     from .convert import write_results_nwb
 
     cached = cached_results_path(folder, digest)
-    with atomic_output(cached.with_suffix(".json"), overwrite=True) as temporary:
-        temporary.write_text(json.dumps({"hash": digest, "inputs": inputs}, indent=1))
     start = {"NWBFile": {"session_start_time": "1970-01-01T00:00:00+00:00"}}
     write_results_nwb(cached, results, recordings, metadata=start, overwrite=True)
-    same_files = {k: inputs[k] for k in ("videos", "proc_file")}
+    _write_json(cached.with_suffix(".json"), {"hash": digest, "spec": owner, "inputs": inputs})
     for stamp in folder.glob("results-*.json"):
         if stamp == cached.with_suffix(".json"):
             continue
         try:
-            other = json.loads(stamp.read_text())["inputs"]
-        except (OSError, ValueError, KeyError, TypeError):
+            other = json.loads(stamp.read_text()).get("spec")
+        except (OSError, ValueError, AttributeError):
             continue
-        if {k: other.get(k) for k in same_files} == same_files:
+        if other == owner:
             stamp.with_suffix(".nwb").unlink(missing_ok=True)
             stamp.unlink(missing_ok=True)
+    for legacy in ("results.json", "results.nwb"):  # facemap-nwb before content-addressed caches
+        (folder / legacy).unlink(missing_ok=True)
 
 
 def run_session(
@@ -449,14 +495,14 @@ def run_session(
     nwb_path = check_output_path(spec.nwb_path, overwrite=overwrite)
     # Trigger mode decodes every frame in the engine, which checks the count: count packets here (one
     # decode, not two). Load mode has no decode of its own, so the probe decodes to check the count.
-    loaded = {i for task in spec.tasks if task.mode == "load" for i in task.views}
+    loaded = {i for task in spec.tasks if task.mode == "load" for i in spec.task_views(task)}
     recordings = [
         probe_recording(r["files"], name=r["name"], device=r["device"], decode=i in loaded)
         for i, r in enumerate(spec.recordings)
     ]
     outputs, folders, reused = [], [], []
     for task in spec.tasks:
-        views = [recordings[i] for i in task.views]
+        views = [recordings[i] for i in spec.task_views(task)]
         folder = task_folder(spec, task)
         folder.mkdir(parents=True, exist_ok=True)
         inputs = task_inputs(task, spec.task_recordings(task))
@@ -466,16 +512,27 @@ def run_session(
             reused.append(task.task_id)
         elif task.mode == "load":
             results = load_facemap_results(task.proc_file)
-            check_views(results, views)
+            try:
+                check_views(results, views)
+            except ValueError as err:
+                names = [r.name for r in views]
+                raise ValueError(
+                    f"Session spec '{spec.path}': task {task.task_id!r} on cameras {names}: {err} In the spec, "
+                    "list the task's cameras under its 'recordings' key, in Facemap's order."
+                ) from None
         else:
             options = {"progress": progress} if task.engine == "native" else {}
             results = process_recordings(views, task.parameters, engine=task.engine, **options)
         if task.task_id not in reused:
-            _store_results(folder, digest, inputs, results, views)
+            _store_results(folder, digest, inputs, results, views, owner=str(spec.path))
         description = task.description or None
-        outputs.append(TaskOutput(results, task.task_id, task.mode, description, views=task.views))
+        outputs.append(TaskOutput(results, task.task_id, task.mode, description, views=spec.task_views(task)))
         folders.append(folder)
-    metadata = {"NWBFile": dict(spec.session), "Subject": dict(spec.subject)}
+    # The stamp goes first and names the new file's identifier: if this run dies before the file is
+    # published, the stamp matches no file and the session is not taken as current.
+    identifier = str(uuid.uuid4())
+    _write_json(spec.stamp_path, {"digest": session_digest(spec), "identifier": identifier, "nwb": str(nwb_path)})
+    metadata = {"NWBFile": {**spec.session, "identifier": identifier}, "Subject": dict(spec.subject)}
     write_session_nwb(nwb_path, outputs, recordings, metadata=metadata, overwrite=overwrite, backend=spec.backend)
     several = len(spec.tasks) > 1
     summaries = [

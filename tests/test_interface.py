@@ -134,3 +134,45 @@ def test_two_facemap_tasks_in_one_converter(synthetic_facemap, monkeypatch):
         )
     assert serious_inspector_messages(out) == []
     out.unlink()
+
+
+def test_second_camera_needs_its_own_video_series(synthetic_facemap, monkeypatch):
+    """A second Facemap interface on another camera's video never links to the first camera's ImageSeries."""
+    import shutil
+    from pathlib import Path
+
+    class Converter(NWBConverter):
+        data_interface_classes = dict(Face=FacemapInterface, Body=FacemapInterface)
+
+    folder = synthetic_facemap["video"].parent
+    monkeypatch.chdir(folder)
+    body = folder / "body_camera.mp4"
+    shutil.copy(synthetic_facemap["video"], body)  # another camera's file (same frames, so counts agree)
+    npy = str(synthetic_facemap["npy"])
+    out = folder / "face_and_body.nwb"
+    try:
+        converter = Converter(
+            source_data=dict(
+                Face=dict(file_path=npy, video_file_paths=[synthetic_facemap["video"].name]),
+                Body=dict(file_path=npy, video_file_paths=[body.name], metadata_key="FacemapBody"),
+            )
+        )
+        metadata = converter.get_metadata()
+        metadata["Subject"] = dict(subject_id="m1", species="Mus musculus", sex="F", age="P60D")
+        metadata["Behavior"]["FacemapBody"].update(task_id="body", name_suffix="_task-body")
+        with pytest.raises(ValueError, match=r"ImageSeries 'FaceCamera' already in the file shows .*video_name"):
+            converter.run_conversion(nwbfile_path=str(out), metadata=metadata)
+        assert not out.exists()
+        metadata["Behavior"]["FacemapBody"]["video_name"] = "BodyCamera"
+        converter.run_conversion(nwbfile_path=str(out), metadata=metadata)
+        from pynwb import NWBHDF5IO
+
+        with NWBHDF5IO(str(out), "r") as io:
+            behavior = io.read().processing["behavior"]
+            assert behavior["MotionSVD_full_frame_task-body"].source_video.name == "BodyCamera"
+            files = behavior["MotionSVD_full_frame_task-body"].source_video.external_file
+            assert [Path(f).name for f in files] == [body.name]
+            assert behavior["MotionSVD_full_frame"].source_video.name == "FaceCamera"
+    finally:
+        body.unlink()
+        out.unlink(missing_ok=True)

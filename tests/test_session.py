@@ -207,7 +207,7 @@ def test_session_with_two_tasks_on_two_cameras(layout, capsys):
 
     folder, spec = layout
     body = folder / "raw" / "m1" / "day1" / "body.mp4"
-    make_face_video(body, n_frames=80, height=48, width=64, seed=7, creation_time=CREATION)
+    make_face_video(body, n_frames=80, height=48, width=64, rate=60.0, seed=7, creation_time=CREATION)
     spec["recordings"].append({"name": "BodyCamera", "files": ["m1/day1/body.mp4"]})
     spec["tasks"][0]["recordings"] = ["FaceCamera"]
     whole = {"spatial_bin": 2, "motion_svd": True, "movie_svd": True, "n_components": 5}
@@ -243,6 +243,7 @@ def test_session_with_two_tasks_on_two_cameras(layout, capsys):
         alone = process_recordings([recording], params)
         stored = read_facemap_nwb(result.nwb_path, task_id=task_id)
         assert stored.frame_count == 80 and [r.name for r in stored.regions] == [r.name for r in alone.regions]
+        assert stored.frame_rate == (30.0 if task_id == "0" else 60.0), "each task keeps its own camera's rate"
         for index, trace in alone.motion_energy.items():
             assert_array_equal(stored.motion_energy[index], trace)
         for kind in ("motion", "movie"):
@@ -260,3 +261,97 @@ def test_session_with_two_tasks_on_two_cameras(layout, capsys):
     changed = run_session(write_spec(folder, spec), overwrite=True)
     assert changed.reused_tasks == ["0"] and not changed.reused
     assert read_facemap_nwb(changed.nwb_path, task_id="whole").motion_svd[0].n_components == 3
+
+
+def _session_state(path):
+    from facemap_nwb.session import session_state
+
+    return session_state(load_session_spec(path))
+
+
+def test_session_state_follows_the_spec_and_the_file(layout):
+    """A session is current only when its NWB file is the one written from today's spec and inputs."""
+    folder, spec = layout
+    spec["tasks"].append({"task_id": "me", "mode": "trigger", "parameters": {"spatial_bin": 8}})
+    path = write_spec(folder, spec)
+    assert _session_state(path) == "missing"
+    result = run_session(path)
+    assert _session_state(path) == "current"
+    one_task = write_spec(folder, dict(spec, tasks=spec["tasks"][:1]))
+    assert _session_state(one_task) == "stale", "a task dropped from the spec"
+    described = dict(spec, session=dict(spec["session"], session_description="Another description."))
+    assert _session_state(write_spec(folder, described)) == "stale", "session metadata changed"
+    assert _session_state(write_spec(folder, spec)) == "current"
+    # A file put there some other way (or an older file left by a run that failed before publishing):
+    shutil.copy(next(result.task_folders[0].glob("results-*.nwb")), result.nwb_path)
+    assert _session_state(path) == "stale", "an NWB file the stamp does not name"
+
+
+def test_task_ids_that_look_alike(layout):
+    """Task ids whose suffixes end alike ('b', 'a_task-b') or whose DANDI labels agree ('a_b', 'a-b')
+    keep their own objects, frame counts and summary PNGs."""
+    folder, spec = layout
+    ids = ["b", "a_task-b", "a_b", "a-b"]
+    spec["tasks"] = [
+        {"task_id": i, "mode": "trigger", "parameters": {"spatial_bin": 4 + k, "motion_svd": False}}
+        for k, i in enumerate(ids)
+    ]
+    result = run_session(write_spec(folder, spec))
+    assert len(set(result.summary_pngs)) == 4 and all(p.exists() for p in result.summary_pngs)
+    for k, task_id in enumerate(ids):
+        stored = read_facemap_nwb(result.nwb_path, task_id=task_id)
+        assert stored.frame_count == 80 and stored.parameters.spatial_bin == 4 + k, task_id
+
+
+def test_two_specs_on_one_video_keep_both_caches(layout):
+    """Two specs with other parameters for one video (one task folder) never undo each other's caches."""
+    folder, spec = layout
+    first = write_spec(folder, spec, "first.yaml")
+    legacy = folder / "processed" / "m1" / "day1" / "facemap_0"
+    legacy.mkdir(parents=True)
+    (legacy / "results.json").write_text("{}")  # left by facemap-nwb before content-addressed caches
+    other = dict(spec, subject=dict(spec["subject"], subject_id="m2"))
+    other["tasks"] = [dict(spec["tasks"][0], movie_svd=True)]
+    second = write_spec(folder, other, "second.yaml")
+    run_session(first)
+    run_session(second)
+    assert not (legacy / "results.json").exists()
+    assert len(list(legacy.glob("results-*.nwb"))) == 2
+    assert run_session(first, overwrite=True).reused and run_session(second, overwrite=True).reused
+    assert _session_state(first) == _session_state(second) == "current"
+    # The second spec changes: its old cache goes, the first's stays.
+    other["tasks"][0]["parameters"] = {"n_components": 5}
+    run_session(write_spec(folder, other, "second.yaml"), overwrite=True)
+    assert len(list(legacy.glob("results-*.nwb"))) == 2 and run_session(first, overwrite=True).reused
+
+
+def test_load_task_on_the_wrong_cameras_names_the_spec_key(tmp_path):
+    """A one-camera Facemap output in a two-camera session: the message says to list the task's cameras."""
+    import numpy as np
+
+    from .test_facemap_model import T, hand_built_proc
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("face", "body"):
+        make_face_video(raw / f"{name}.mp4", n_frames=T, height=60, width=80, creation_time=CREATION)
+    np.save(raw / "face_proc.npy", hand_built_proc(), allow_pickle=True)
+    spec = {
+        "subject": {"subject_id": "m1", "species": "Mus musculus", "sex": "F", "age": "P60D"},
+        "session": {
+            "session_id": "day1",
+            "session_start_time": "2023-03-04T05:06:07+00:00",
+            "session_description": "Two cameras.",
+            "lab": "Lab",
+            "institution": "Institute",
+        },
+        "paths": {"roots": ["raw"], "processed": "processed"},
+        "recordings": [{"name": "FaceCamera", "files": ["face.mp4"]}, {"name": "BodyCamera", "files": ["body.mp4"]}],
+        "tasks": [{"task_id": 0, "mode": "load", "proc_file": "face_proc.npy"}],
+    }
+    path = write_spec(tmp_path, spec)
+    with pytest.raises(ValueError, match=r"task '0' on cameras \['FaceCamera', 'BodyCamera'\].*'recordings' key"):
+        run_session(path)
+    assert not list((tmp_path / "processed").rglob("*.nwb"))
+    spec["tasks"][0]["recordings"] = ["FaceCamera"]
+    assert read_facemap_nwb(run_session(write_spec(tmp_path, spec)).nwb_path).frame_count == T

@@ -308,7 +308,8 @@ def add_facemap_results(
     if str(task_id) in existing:
         raise ValueError(
             f"The NWB file's '{module_name}' module already holds Facemap task {str(task_id)!r}; give each task "
-            "its own task_id."
+            "its own task_id (with several FacemapInterfaces: give each its own metadata_key, and set task_id and "
+            "name_suffix in metadata['Behavior'][metadata_key])."
         )
     if f"{TASK_NAME}{name_suffix}" in module.data_interfaces:
         raise ValueError(
@@ -445,24 +446,30 @@ def _svds_from(module, kind: str, regions: list[Region], lazy: bool, suffix: str
     return sorted(out, key=lambda s: s.region)
 
 
-def _frame_count(module, suffix: str) -> int:
-    """Frames of the task's signals: the length of any of its series, nested ones included."""
-    others = [task.name[len(TASK_NAME) :] for task in _tasks(module).values()]
-    others = [o for o in others if o and o != suffix]
-    for name, interface in module.data_interfaces.items():
-        if not name.endswith(suffix) or any(name.endswith(o) for o in others):
+def _task_series(module, regions: list[Region], suffix: str):
+    """The task's own time series, found by their exact names (nested ones included)."""
+    names = [f"{n}{suffix}" for n in ("MotionEnergy", "PupilTracking", "EyeTracking", "Blink", "Running")]
+    names += [f"{prefix}{r.name}{suffix}" for prefix in _SVD_PREFIX.values() for r in regions]
+    for name in names:
+        interface = module.data_interfaces.get(name)
+        if interface is None:
             continue
         series = [interface] if isinstance(interface, TimeSeries) else []
         for attribute in ("time_series", "spatial_series"):
             series += list(getattr(interface, attribute, {}).values())
-        for item in series:
-            if item.num_samples is not None:
-                return int(item.num_samples)
-    return 0
+        yield from series
+
+
+def _frames_and_rate(module, regions: list[Region], suffix: str) -> tuple[int, float | None]:
+    """Frames of the task's signals and their rate (None when they have timestamps)."""
+    for series in _task_series(module, regions, suffix):
+        if series.num_samples is not None:
+            return int(series.num_samples), (float(series.rate) if series.rate is not None else None)
+    return 0, None
 
 
 def facemap_task_ids(nwbfile: NWBFile, *, module_name: str = "behavior") -> list[str]:
-    """The ids of the Facemap tasks an open NWB file holds, in the order they were written."""
+    """The ids of the Facemap tasks an open NWB file holds (in the file's order)."""
     if module_name not in nwbfile.processing:
         return []
     return list(_tasks(nwbfile.processing[module_name]))
@@ -492,10 +499,12 @@ def results_from_nwbfile(
     summary_name = f"{SUMMARY_NAME}{suffix}"
     summary = module[summary_name].images if summary_name in module.data_interfaces else {}
     run = task.run
+    frame_count, frame_rate = _frames_and_rate(module, regions, suffix)
     motion_energy = _traces(module, f"MotionEnergy{suffix}", index_of, lazy)
     return FacemapResults(
         parameters=FacemapParameters.from_json(task.parameters),
-        frame_count=_frame_count(module, suffix),
+        frame_count=frame_count,
+        frame_rate=frame_rate,
         view_shapes=[],
         regions=regions,
         motion_energy=motion_energy,

@@ -235,3 +235,24 @@ def read_facemap_task_ids(path: str | os.PathLike) -> list[str]:
         raise FileNotFoundError(f"NWB file not found: '{path}'.")
     with _open_io(path) as io:
         return facemap_task_ids(io.read())
+
+
+def read_identifier(path: str | os.PathLike) -> str | None:
+    """The ``identifier`` of an NWB file (HDF5 or Zarr), read directly (fast; no pynwb); None if unreadable."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        if path.is_dir():
+            import zarr
+
+            value = zarr.open_group(str(path), mode="r")["identifier"][...]
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                value = f["identifier"][()]
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+    value = np.asarray(value).ravel()[0] if np.ndim(value) else value
+    return value.decode() if isinstance(value, bytes) else str(value)
