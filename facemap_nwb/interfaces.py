@@ -133,8 +133,11 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
             name = metadata["Behavior"]["ExternalVideos"][key]["name"]
         if name in nwbfile.acquisition:
             series = nwbfile.acquisition[name]
-            theirs = [Path(str(f)).name for f in (getattr(series, "external_file", None) or [])]
-            ours = [Path(p).name for p in self.recording.paths]
+            # External files are stored absolute, or relative to the NWB file's folder (when this interface
+            # knows it) or to the working folder (as neuroconv's video interfaces store what they are given).
+            base = self._nwb_dir or Path.cwd()
+            theirs = [(base / str(f)).resolve() for f in (getattr(series, "external_file", None) or [])]
+            ours = [Path(p).resolve() for p in self.recording.paths]
             if theirs and theirs != ours:
                 raise ValueError(
                     f"The ImageSeries '{name}' already in the file shows {theirs}, but this Facemap task "

@@ -383,25 +383,52 @@ def session_digest(spec: SessionSpec) -> str:
     )
 
 
+def _stamps(spec: SessionSpec) -> list[dict]:
+    try:
+        entries = json.loads(spec.stamp_path.read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def _stamped(spec: SessionSpec) -> bool:
+    """The NWB file at the session's path is the one written from today's spec and inputs."""
+    from .nwb.io import read_identifier
+
+    if not spec.nwb_path.exists():
+        return False
+    wanted = {"digest": session_digest(spec), "identifier": read_identifier(spec.nwb_path)}
+    return any(
+        e.get("digest") == wanted["digest"] and e.get("identifier") == wanted["identifier"] for e in _stamps(spec)
+    )
+
+
+def _stamp(spec: SessionSpec, identifier: str) -> None:
+    """Record, before it is published, that the file with ``identifier`` is written from today's inputs.
+    The entry of the file published now is kept, so that a run failing before it publishes its own file
+    leaves the published file's state as it was."""
+    from .nwb.io import read_identifier
+
+    published = read_identifier(spec.nwb_path) if spec.nwb_path.exists() else None
+    kept = [e for e in _stamps(spec) if published is not None and e.get("identifier") == published]
+    entry = {"digest": session_digest(spec), "identifier": identifier}
+    _write_json(spec.stamp_path, {"nwb": str(spec.nwb_path), "files": [*kept[-1:], entry]})
+
+
 def session_state(spec: SessionSpec) -> str:
     """``"missing"`` (no NWB file yet), ``"current"`` (the NWB file there was written by this spec from
-    today's inputs) or ``"stale"`` (an NWB file exists, but the spec or its inputs changed since, or it was
-    written some other way).
+    today's inputs, and its summary PNGs exist), ``"unplotted"`` (the same, but a summary PNG is missing)
+    or ``"stale"`` (an NWB file exists, but the spec or its inputs changed since, or it was written some
+    other way, e.g. by a facemap-nwb without session stamps).
 
     The stamp (:attr:`SessionSpec.stamp_path`) is written just before the NWB file is published and names
     that file's identifier, so a run that dies or fails before publishing never makes an older file current.
     """
-    from .nwb.io import read_identifier
-
     if not spec.nwb_path.exists():
         return "missing"
-    try:
-        stamp = json.loads(spec.stamp_path.read_text())
-    except (OSError, ValueError):
+    if not _stamped(spec):
         return "stale"
-    if stamp.get("digest") == session_digest(spec) and stamp.get("identifier") == read_identifier(spec.nwb_path):
-        return "current"
-    return "stale"
+    return "current" if all(spec.summary_path(t).exists() for t in spec.tasks) else "unplotted"
 
 
 @dataclass
@@ -492,6 +519,18 @@ def run_session(
     spec = spec if isinstance(spec, SessionSpec) else load_session_spec(spec)
     if backend is not None:
         spec = replace(spec, backend=backend)
+    several = len(spec.tasks) > 1
+    ids = [t.task_id for t in spec.tasks]
+    folders = [task_folder(spec, t) for t in spec.tasks]
+
+    def plot(task: TaskSpec, again: bool) -> Path:
+        png = spec.summary_path(task)
+        if again or not png.exists():
+            plot_summary(spec.nwb_path, png, task_id=task.task_id if several else None, overwrite=True)
+        return png
+
+    if not (force or overwrite) and _stamped(spec):  # up to date: nothing to redo but a missing summary
+        return SessionResult(spec.nwb_path, [plot(t, False) for t in spec.tasks], folders, ids, ids)
     nwb_path = check_output_path(spec.nwb_path, overwrite=overwrite)
     # Trigger mode decodes every frame in the engine, which checks the count: count packets here (one
     # decode, not two). Load mode has no decode of its own, so the probe decodes to check the count.
@@ -500,10 +539,9 @@ def run_session(
         probe_recording(r["files"], name=r["name"], device=r["device"], decode=i in loaded)
         for i, r in enumerate(spec.recordings)
     ]
-    outputs, folders, reused = [], [], []
-    for task in spec.tasks:
+    outputs, reused = [], []
+    for task, folder in zip(spec.tasks, folders):
         views = [recordings[i] for i in spec.task_views(task)]
-        folder = task_folder(spec, task)
         folder.mkdir(parents=True, exist_ok=True)
         inputs = task_inputs(task, spec.task_recordings(task))
         digest = _digest(inputs)
@@ -516,9 +554,11 @@ def run_session(
                 check_views(results, views)
             except ValueError as err:
                 names = [r.name for r in views]
+                hint = ""
+                if len(spec.recordings) > 1:
+                    hint = " In the spec, list the task's cameras under its 'recordings' key, in Facemap's order."
                 raise ValueError(
-                    f"Session spec '{spec.path}': task {task.task_id!r} on cameras {names}: {err} In the spec, "
-                    "list the task's cameras under its 'recordings' key, in Facemap's order."
+                    f"Session spec '{spec.path}': task {task.task_id!r} on cameras {names}: {err}{hint}"
                 ) from None
         else:
             options = {"progress": progress} if task.engine == "native" else {}
@@ -527,17 +567,10 @@ def run_session(
             _store_results(folder, digest, inputs, results, views, owner=str(spec.path))
         description = task.description or None
         outputs.append(TaskOutput(results, task.task_id, task.mode, description, views=spec.task_views(task)))
-        folders.append(folder)
     # The stamp goes first and names the new file's identifier: if this run dies before the file is
     # published, the stamp matches no file and the session is not taken as current.
     identifier = str(uuid.uuid4())
-    _write_json(spec.stamp_path, {"digest": session_digest(spec), "identifier": identifier, "nwb": str(nwb_path)})
+    _stamp(spec, identifier)
     metadata = {"NWBFile": {**spec.session, "identifier": identifier}, "Subject": dict(spec.subject)}
     write_session_nwb(nwb_path, outputs, recordings, metadata=metadata, overwrite=overwrite, backend=spec.backend)
-    several = len(spec.tasks) > 1
-    summaries = [
-        plot_summary(nwb_path, spec.summary_path(task), task_id=task.task_id if several else None, overwrite=True)
-        for task in spec.tasks
-    ]
-    ids = [t.task_id for t in spec.tasks]
-    return SessionResult(nwb_path, summaries, folders, reused, ids)
+    return SessionResult(nwb_path, [plot(t, True) for t in spec.tasks], folders, reused, ids)

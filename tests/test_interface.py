@@ -146,15 +146,17 @@ def test_second_camera_needs_its_own_video_series(synthetic_facemap, monkeypatch
 
     folder = synthetic_facemap["video"].parent
     monkeypatch.chdir(folder)
-    body = folder / "body_camera.mp4"
-    shutil.copy(synthetic_facemap["video"], body)  # another camera's file (same frames, so counts agree)
+    # Another camera's file, with the same name in its own folder (and the same frames, so counts agree).
+    body = folder / "cam1" / synthetic_facemap["video"].name
+    body.parent.mkdir(exist_ok=True)
+    shutil.copy(synthetic_facemap["video"], body)
     npy = str(synthetic_facemap["npy"])
     out = folder / "face_and_body.nwb"
     try:
         converter = Converter(
             source_data=dict(
                 Face=dict(file_path=npy, video_file_paths=[synthetic_facemap["video"].name]),
-                Body=dict(file_path=npy, video_file_paths=[body.name], metadata_key="FacemapBody"),
+                Body=dict(file_path=npy, video_file_paths=[str(body)], metadata_key="FacemapBody"),
             )
         )
         metadata = converter.get_metadata()
@@ -171,8 +173,8 @@ def test_second_camera_needs_its_own_video_series(synthetic_facemap, monkeypatch
             behavior = io.read().processing["behavior"]
             assert behavior["MotionSVD_full_frame_task-body"].source_video.name == "BodyCamera"
             files = behavior["MotionSVD_full_frame_task-body"].source_video.external_file
-            assert [Path(f).name for f in files] == [body.name]
+            assert [Path(f) for f in files] == [body]  # absolute: a converter does not know the file's folder
             assert behavior["MotionSVD_full_frame"].source_video.name == "FaceCamera"
     finally:
-        body.unlink()
+        shutil.rmtree(body.parent)
         out.unlink(missing_ok=True)

@@ -57,7 +57,13 @@ def test_run_session_end_to_end_and_memoized(layout, capsys):
     assert first.task_folder == folder / "processed" / "m1" / "day1" / "facemap_0"
     results = read_facemap_nwb(first.nwb_path)
     assert results.frame_count == 80 and len(results.pupils) == 1 and results.parameters.spatial_bin == 4
-    assert main(["run", str(path)]) == 1  # the NWB file exists: never replaced without --overwrite
+    assert main(["run", str(path)]) == 0  # up to date: reused, nothing rewritten
+    assert "reused cached results" in capsys.readouterr().out
+    first.summary_png.unlink()  # e.g. a run that died while plotting: the rerun draws what is missing
+    assert _session_state(path) == "unplotted"
+    assert run_session(path).reused and first.summary_png.exists() and _session_state(path) == "current"
+    spec["session"]["session_description"] = "Changed."
+    assert main(["run", str(write_spec(folder, spec))]) == 1  # the file is stale: never replaced unasked
     assert "already exists" in capsys.readouterr().err
     again = run_session(path, overwrite=True)
     assert again.reused, "unchanged inputs must reuse the cached results"
@@ -355,3 +361,21 @@ def test_load_task_on_the_wrong_cameras_names_the_spec_key(tmp_path):
     assert not list((tmp_path / "processed").rglob("*.nwb"))
     spec["tasks"][0]["recordings"] = ["FaceCamera"]
     assert read_facemap_nwb(run_session(write_spec(tmp_path, spec)).nwb_path).frame_count == T
+
+
+def test_a_failed_overwrite_leaves_the_published_file_current(layout, monkeypatch):
+    """The stamp of a new file is written before the file is published; when that run fails, the file
+    already there keeps its own stamp."""
+    import facemap_nwb.convert
+
+    folder, spec = layout
+    path = write_spec(folder, spec)
+    run_session(path)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(facemap_nwb.convert, "write_session_nwb", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run_session(path, overwrite=True)
+    assert _session_state(path) == "current"
