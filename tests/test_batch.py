@@ -29,15 +29,21 @@ def test_batch_on_a_local_cluster_with_a_broken_session(tmp_path):
 
 
 def test_batch_command_exit_code_and_summary(tmp_path):
-    specs = make_sessions(tmp_path, 2, broken=1)
+    """The six-session acceptance batch with one session broken on purpose: the other five complete, the
+    summary names the broken one and its error, and the exit code says a session failed."""
+    specs = make_sessions(tmp_path, 6, broken=5, kinds=batch_kinds())
     run = subprocess.run(
-        [sys.executable, "-m", "facemap_nwb", "batch", *map(str, specs), "--workers", "1", "--retries", "0"],
+        [sys.executable, "-m", "facemap_nwb", "batch", *map(str, specs), "--workers", "2", "--retries", "0"],
         capture_output=True,
         text=True,
     )
     assert run.returncode == 1
-    assert "1 done, 0 reused, 1 failed" in run.stdout and "session1.yaml" in run.stdout
-    assert "sessions" in run.stderr and "2/2" in run.stderr, "the progress bar of the submitted sessions"
+    assert "5 done, 0 reused, 1 failed" in run.stdout
+    failed = [line for line in run.stdout.splitlines() if line.startswith("failed")]
+    assert len(failed) == 1 and failed[0].endswith("session5.yaml"), run.stdout
+    assert "not a readable video" in run.stdout, "the summary gives the broken session's error"
+    assert len(nwb_files(tmp_path)) == 5
+    assert "sessions" in run.stderr and "6/6" in run.stderr, "the progress bar of the submitted sessions"
     assert "Compute Failed" not in run.stderr, "the summary reports the error; the local workers stay quiet"
 
 
