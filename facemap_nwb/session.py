@@ -398,9 +398,7 @@ def _stamped(spec: SessionSpec) -> bool:
     if not spec.nwb_path.exists():
         return False
     wanted = {"digest": session_digest(spec), "identifier": read_identifier(spec.nwb_path)}
-    return any(
-        e.get("digest") == wanted["digest"] and e.get("identifier") == wanted["identifier"] for e in _stamps(spec)
-    )
+    return any(wanted.items() <= e.items() for e in _stamps(spec))
 
 
 def _stamp(spec: SessionSpec, identifier: str) -> None:
