@@ -60,11 +60,19 @@ def _run_one(spec_path: str, overwrite: bool, force: bool, backend: str) -> dict
     return {"status": status, "seconds": time.perf_counter() - start, "nwb_path": str(result.nwb_path)}
 
 
-def _client(scheduler: str | None, workers: int):
+def _import_dask():
     try:
-        from dask.distributed import Client, LocalCluster
+        import dask.distributed
     except ImportError as err:
-        raise ImportError("Batch runs need Dask: pip install 'facemap-nwb[batch]'.") from err
+        raise ImportError(
+            f"Batch runs need Dask ({err}): install the batch extra, pip install 'facemap-nwb[batch]'."
+        ) from None
+    return dask.distributed
+
+
+def _client(scheduler: str | None, workers: int):
+    distributed = _import_dask()
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
     if scheduler:
         return Client(scheduler), None
     # Worker logs are silenced: every session's error is reported in the summary instead.
@@ -96,6 +104,7 @@ def run_batch(
     """
     from .session import load_session_spec, session_state
 
+    _import_dask()  # a missing extra is one message for the whole batch, before any session is looked at
     rows: dict[str, BatchRow] = {}
     runnable = []
     for path in specs:
@@ -104,8 +113,11 @@ def run_batch(
         try:
             spec = replace(load_session_spec(path), backend=backend)
             state = "missing" if overwrite or force else session_state(spec)
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError) as err:  # each session fails alone: the others still run
             rows[path] = BatchRow(path, "failed", error=str(err))
+            continue
+        except Exception as err:  # noqa: BLE001 - a bug while checking one spec must not stop the batch
+            rows[path] = BatchRow(path, "failed", error=f"{type(err).__name__}: {err}", details=traceback.format_exc())
             continue
         if state == "current":  # complete from an earlier run: nothing to submit
             rows[path] = BatchRow(path, "reused", time.perf_counter() - start, str(spec.nwb_path))
@@ -119,8 +131,7 @@ def run_batch(
         else:
             runnable.append(path)
     if runnable:
-        from dask.distributed import as_completed
-
+        as_completed = _import_dask().as_completed
         client, cluster = _client(scheduler, workers)
         try:
             futures = {

@@ -13,7 +13,7 @@ from . import __version__
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_ERROR = 0, 1
+EXIT_OK, EXIT_ERROR, EXIT_UNEXPECTED = 0, 1, 2
 # Kept here (not imported) so that `facemap-nwb --help` stays fast; a test checks it equals nwb.facemap.SIGNALS.
 _SIGNALS = ("motion_energy", "motion_svd", "movie_svd", "summary", "pupil", "blink", "running")
 
@@ -100,43 +100,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _load_metadata(path: str | None) -> dict:
-    """NWBFile and Subject metadata from a neuroconv-style YAML or JSON file."""
+    """NWBFile and Subject metadata from a neuroconv-style YAML or JSON file, checked against its declared
+    schema (:class:`facemap_nwb.models.MetadataModel`) before any work starts."""
     if path is None:
         return {}
-    import yaml
+    from .inputs import read_user_file, validate
+    from .models import MetadataModel
 
-    with open(path, encoding="utf-8") as handle:
-        try:
-            metadata = yaml.safe_load(handle) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"Metadata file '{path}' does not parse as YAML/JSON: {err}") from err
-    if not isinstance(metadata, dict):
-        raise ValueError(f"Metadata file '{path}' must hold a mapping with 'NWBFile' and 'Subject' sections.")
-    unknown = set(metadata) - {"NWBFile", "Subject"}
-    if unknown:
-        raise ValueError(
-            f"Metadata file '{path}' may hold only 'NWBFile' and 'Subject' sections, not {sorted(unknown)}."
-        )
+    values = read_user_file(path, "metadata file")
+    model = validate(MetadataModel, {} if values is None else values, source=f"Metadata file '{path}'")
+    return model.model_dump(exclude_none=True)
+
+
+def _metadata_with_start(args: argparse.Namespace) -> dict:
+    """The metadata file's content, with ``--session-start`` (already parsed) taking precedence."""
+    metadata = _load_metadata(args.metadata)
+    if getattr(args, "session_start", None) is not None:
+        metadata.setdefault("NWBFile", {})["session_start_time"] = args.session_start
     return metadata
 
 
 def _cmd_recording(args: argparse.Namespace) -> int:
-    from datetime import datetime
-
     from .atomic import check_output_path
     from .nwb.io import write_recordings_nwb
     from .video import probe_recording
 
     check_output_path(args.output, overwrite=args.overwrite)
-    metadata = _load_metadata(args.metadata)
-    nwbfile_kwargs = dict(metadata.get("NWBFile", {}))
-    if args.session_start:
-        nwbfile_kwargs["session_start_time"] = datetime.fromisoformat(args.session_start)
-    elif isinstance(nwbfile_kwargs.get("session_start_time"), str):
-        nwbfile_kwargs["session_start_time"] = datetime.fromisoformat(nwbfile_kwargs["session_start_time"])
+    metadata = _metadata_with_start(args)
     recording = probe_recording(args.videos, name=args.name, device=args.device)
     write_recordings_nwb(
-        args.output, recording, overwrite=args.overwrite, subject=metadata.get("Subject"), **nwbfile_kwargs
+        args.output, recording, overwrite=args.overwrite, subject=metadata.get("Subject"), **metadata.get("NWBFile", {})
     )
     _out(
         f"Wrote {args.output}: recording '{recording.name}', {len(recording.files)} file(s), "
@@ -152,7 +145,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         args.proc_file,
         args.video,
         args.output,
-        metadata=_load_metadata(args.metadata),
+        metadata=_metadata_with_start(args),
         task_id=args.task_id,
         signals=args.signals.split(",") if args.signals else _SIGNALS,
         n_components=args.n_components,
@@ -211,8 +204,9 @@ def _cmd_process(args: argparse.Namespace) -> int:
     from .video import probe_recording
 
     check_output_path(args.output, overwrite=args.overwrite)
-    warm_up = _import_in_background("facemap_nwb.nwb.facemap", "neuroconv.tools.nwb_helpers")
     params = _process_parameters(args)
+    metadata = _metadata_with_start(args)  # every file the user wrote is checked before any work starts
+    warm_up = _import_in_background("facemap_nwb.nwb.facemap", "neuroconv.tools.nwb_helpers")
     views = [args.videos, *(args.view or [])]
     names = ["FaceCamera"] if len(views) == 1 else [f"FaceCamera{i}" for i in range(len(views))]
     start = time.perf_counter()
@@ -227,9 +221,6 @@ def _cmd_process(args: argparse.Namespace) -> int:
     results = process_recordings(recordings, params, engine=args.engine, **options)
     processing = time.perf_counter() - start
     warm_up.join()
-    metadata = _load_metadata(args.metadata)
-    if args.session_start:
-        metadata.setdefault("NWBFile", {})["session_start_time"] = args.session_start
     write_results_nwb(
         args.output,
         results,
@@ -309,8 +300,62 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_ERROR if any(r.status == "failed" for r in rows) else EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are bad input too: one line naming the option and the fix, exit code 1."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"{self.prog}: error: {message}. See '{self.prog} --help'.\n")
+        sys.exit(EXIT_ERROR)
+
+
+def _iso_time(text: str):
+    """``--session-start``: an ISO 8601 time with a time zone."""
+    from datetime import datetime
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time; write e.g. 2024-05-06T12:30:00+01:00")
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add one, e.g. 2024-05-06T12:30:00+01:00")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def _mebibytes(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of MiB") from None
+    if not math.isfinite(value) or not 0 < value <= 2**30:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of MiB above 0 (e.g. 128)")
+    return value
+
+
+def _session_start_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--session-start",
+        type=_iso_time,
+        metavar="ISO",
+        help="Session start with time zone (default: the metadata file's NWBFile.session_start_time, "
+        "else the first video's creation time).",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="facemap-nwb", description="Facemap face-video analysis to NWB.")
+    parser = _Parser(prog="facemap-nwb", description="Facemap face-video analysis to NWB.")
+    parser.add_argument("--debug", action="store_true", help="Show the traceback of unexpected errors.")
     parser.add_argument("--version", action="version", version=f"facemap-nwb {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -330,11 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--output", "-o", required=True, metavar="OUT.nwb", help="NWB file to write.")
     rec.add_argument("--name", default="FaceCamera", help="Name of the ImageSeries (default: FaceCamera).")
     rec.add_argument("--device", default=None, help="Name of the camera (default: the --name).")
-    rec.add_argument(
-        "--session-start",
-        metavar="ISO",
-        help="Session start with time zone (default: the first video's creation time).",
-    )
+    _session_start_option(rec)
     rec.add_argument("--metadata", metavar="META.yaml", help="NWBFile and Subject metadata (neuroconv-style YAML).")
     rec.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
     rec.set_defaults(handler=_cmd_recording)
@@ -355,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--signals", help="Comma-separated signals to write (default: all): " + ",".join(_SIGNALS) + "."
     )
-    convert.add_argument("--n-components", type=int, metavar="N", help="Keep at most N SVD components.")
+    convert.add_argument("--n-components", type=_whole_number, metavar="N", help="Keep at most N SVD components.")
+    _session_start_option(convert)
     convert.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     convert.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
     convert.set_defaults(handler=_cmd_convert)
@@ -375,28 +417,26 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument(
         "--rois", metavar="FILE", help="Parameters/ROIs (YAML or JSON), or an existing Facemap _proc file."
     )
-    proc.add_argument("--sbin", type=int, help="Spatial bin in pixels (Facemap's sbin; default 1).")
+    proc.add_argument("--sbin", type=_whole_number, help="Spatial bin in pixels (Facemap's sbin; default 1).")
     proc.add_argument(
         "--motion-svd", action=argparse.BooleanOptionalAction, default=None, help="SVD of motion (default on)."
     )
     proc.add_argument(
         "--movie-svd", action=argparse.BooleanOptionalAction, default=None, help="SVD of the movie (default off)."
     )
-    proc.add_argument("--n-components", type=int, metavar="N", help="SVD components (default: Facemap's 500).")
+    proc.add_argument(
+        "--n-components", type=_whole_number, metavar="N", help="SVD components (default: Facemap's 500)."
+    )
     proc.add_argument("--engine", choices=("native", "facemap"), default="native", help="Engine (default: native).")
     proc.add_argument(
         "--memory-budget",
-        type=float,
+        type=_mebibytes,
         metavar="MiB",
         help="Decoded frames the native engine keeps to decode once (default 128); longer videos stream.",
     )
     proc.add_argument("--metadata", metavar="META.yaml", help="NWBFile and Subject metadata (neuroconv-style YAML).")
     proc.add_argument("--task-id", default="0", help="Identifier of the task (default: 0).")
-    proc.add_argument(
-        "--session-start",
-        metavar="ISO",
-        help="Session start with time zone (default: the first video's creation time).",
-    )
+    _session_start_option(proc)
     proc.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     proc.add_argument("--quiet", action="store_true", help="No progress bar and no summary.")
     proc.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
@@ -414,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch = commands.add_parser("batch", help="Run many session specs on Dask (a local cluster by default).")
     batch.add_argument("sessions", nargs="+", metavar="SESSION.yaml", help="Session specs.")
     batch.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a local cluster).")
-    batch.add_argument("--workers", type=int, default=2, help="Workers of the local cluster (default: 2).")
+    batch.add_argument("--workers", type=_whole_number, default=2, help="Workers of the local cluster (default: 2).")
     batch.add_argument("--retries", type=int, default=1, help="Retries of a failed session (default: 1).")
     batch.add_argument("--force", action="store_true", help="Recompute tasks even if their results are cached.")
     batch.add_argument("--overwrite", action="store_true", help="Redo sessions whose NWB file exists.")
@@ -442,17 +482,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--overwrite", action="store_true", help="Replace the example's NWB file if it exists.")
     demo.set_defaults(handler=_cmd_demo)
+    for sub in commands.choices.values():
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
+def _input_of(args: argparse.Namespace) -> str:
+    """The input a command was given, for the message of an unexpected error."""
+    for key in ("videos", "proc_file", "session", "sessions", "nwb_file"):
+        value = getattr(args, key, None)
+        if value:
+            return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return "its input"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code.
+
+    Bad input (``ValueError``, ``OSError``: a file, a value, a disk) and a missing optional dependency print
+    one line and give exit code 1; any other exception is a bug or an environment problem: one line naming
+    the command and the input, exit code 2, and the traceback with ``--debug``.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error (already printed)
+        return stop.code if isinstance(stop.code, int) else EXIT_OK if stop.code is None else EXIT_ERROR
+    prefix = f"facemap-nwb {args.command}: error:"
     try:
         return args.handler(args)
-    except (ValueError, OSError) as err:  # VideoError, FileNotFoundError, FileExistsError, NWB validation ...
-        sys.stderr.write(f"facemap-nwb {args.command}: error: {err}\n")
+    except (ValueError, OSError, ImportError) as err:  # VideoError, InputError, FileExistsError, missing extras...
+        sys.stderr.write(f"{prefix} {_one_line(err)}\n")
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write(f"facemap-nwb {args.command}: interrupted; no output was published.\n")
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns a bug into a message
+        if args.debug:
+            raise
+        sys.stderr.write(
+            f"facemap-nwb {args.command}: unexpected error on {_input_of(args)}: {type(err).__name__}: "
+            f"{_one_line(err)}. Run again with --debug to see the traceback, and please report it.\n"
+        )
+        return EXIT_UNEXPECTED
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

@@ -93,8 +93,8 @@ def write_session_nwb(
     start = start or next((r.start_time for r in recordings if r.start_time), None)
     if start is None:
         raise ValueError(
-            "No video holds a creation time, so the session start is unknown: give NWBFile.session_start_time "
-            "(with a time zone) in the metadata file."
+            f"No video holds a creation time, so the session start of '{output}' is unknown: pass --session-start "
+            "(e.g. 2024-05-06T12:30:00+01:00), or set NWBFile.session_start_time in the metadata file."
         )
     nwbfile_kwargs.setdefault("session_description", "Face video and its Facemap analysis.")
     nwbfile = new_nwbfile(session_start_time=start, subject=metadata.get("Subject"), **nwbfile_kwargs)

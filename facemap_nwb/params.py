@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +30,16 @@ def inscribed_ellipse(height: int, width: int) -> np.ndarray:
     """Boolean mask of the pixels whose centres lie in the ellipse inscribed in a height x width box."""
     yy, xx = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     return ((yy + 0.5 - height / 2) / (height / 2)) ** 2 + ((xx + 0.5 - width / 2) / (width / 2)) ** 2 <= 1
+
+
+def _whole(value, what: str) -> int:
+    """``value`` as an int when it is a whole number (not a bool, NaN, infinity or text), else ValueError."""
+    whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not whole and isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        whole = True
+    if not whole:
+        raise ValueError(f"{what} must be a whole number, not {value!r}.")
+    return int(value)
 
 
 def _encode_mask(mask: np.ndarray) -> dict:
@@ -82,10 +93,15 @@ class ROI:
         if self.type not in ROI_TYPES:
             raise ValueError(f"ROI type {self.type!r} is not one of {', '.join(ROI_TYPES)}.")
         for key in ("x", "y", "width", "height", "video"):
+            object.__setattr__(self, key, _whole(getattr(self, key), f"ROI '{self.name or self.type}': {key}"))
+        if not isinstance(self.name, str):
+            raise ValueError(f"ROI name must be text, not {self.name!r}; quote it in YAML (name: '{self.name}').")
+        for key in ("saturation", "pupil_sigma"):
             value = getattr(self, key)
-            if isinstance(value, bool) or int(value) != value:
-                raise ValueError(f"ROI '{self.name or self.type}': {key} must be a whole number, not {value!r}.")
-            object.__setattr__(self, key, int(value))
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"ROI '{self.name or self.type}': {key} must be a number, not {value!r}.")
+            if not math.isfinite(value):
+                raise ValueError(f"ROI '{self.name or self.type}': {key} must be a finite number, not {value!r}.")
         if self.width < 1 or self.height < 1:
             raise ValueError(
                 f"ROI '{self.name or self.type}' is empty ({self.width}x{self.height} pixels); "
@@ -225,14 +241,16 @@ class FacemapParameters:
 
     def __post_init__(self):
         for key in ("spatial_bin", "n_components"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or int(value) != value or int(value) < 1:
+            value = _whole(getattr(self, key), key)
+            if value < 1:
                 raise ValueError(f"{key} must be a whole number >= 1, not {value!r}.")
-            object.__setattr__(self, key, int(value))
+            object.__setattr__(self, key, value)
         for key in ("motion_svd", "movie_svd", "multivideo_svd"):
             if not isinstance(getattr(self, key), (bool, np.bool_)):
                 raise ValueError(f"{key} must be true or false, not {getattr(self, key)!r}.")
             object.__setattr__(self, key, bool(getattr(self, key)))
+        if not isinstance(self.rois, (list, tuple)):
+            raise ValueError(f"rois must be a list of ROIs, not {type(self.rois).__name__}.")
         rois = [r if isinstance(r, ROI) else ROI(**r) for r in self.rois]
         object.__setattr__(self, "rois", _default_names(rois))
 
@@ -252,22 +270,19 @@ class FacemapParameters:
         return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
 
     @classmethod
-    def from_dict(cls, values: dict, *, source: str = "parameters") -> FacemapParameters:
-        allowed = {"spatial_bin", "motion_svd", "movie_svd", "multivideo_svd", "n_components", "rois"}
-        unknown = set(values) - allowed
-        if unknown:
-            raise ValueError(f"Unknown keys {sorted(unknown)} in {source}; allowed: {sorted(allowed)}.")
-        values = dict(values)
-        rois = []
-        for i, roi in enumerate(values.pop("rois", None) or []):
-            roi_allowed = {f for f in ROI.__dataclass_fields__}
-            extra = set(roi) - roi_allowed
-            if extra:
-                raise ValueError(
-                    f"Unknown keys {sorted(extra)} in ROI {i} of {source}; allowed: {sorted(roi_allowed)}."
-                )
-            rois.append(ROI(**roi))
-        return cls(rois=tuple(rois), **values)
+    def from_dict(cls, values, *, source: str = "Parameters") -> FacemapParameters:
+        """From a mapping (a parameter file's content), checked against the declared schema
+        (:class:`facemap_nwb.models.ParametersModel`); problems raise
+        :class:`~facemap_nwb.inputs.InputError` starting with ``source``, naming the key, the value and the fix."""
+        from .inputs import InputError, validate
+        from .models import ParametersModel
+
+        data = validate(ParametersModel, values, source=source).model_dump(exclude_unset=True)
+        try:
+            rois = tuple(ROI(**roi) for roi in data.pop("rois", []))
+            return cls(rois=rois, **data)
+        except ValueError as err:
+            raise InputError(f"{source}: {err}") from None
 
     @classmethod
     def from_json(cls, text: str) -> FacemapParameters:
@@ -275,19 +290,11 @@ class FacemapParameters:
 
     @classmethod
     def from_file(cls, path: str | Path) -> FacemapParameters:
-        """From a YAML or JSON file."""
-        import yaml
+        """From a YAML or JSON file (bounded and strict: see :mod:`facemap_nwb.inputs`)."""
+        from .inputs import read_user_file
 
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise FileNotFoundError(f"Parameter file '{path}' not found.") from None
-        except yaml.YAMLError as err:
-            raise ValueError(f"Parameter file '{path}' does not parse as YAML/JSON: {err}") from err
-        if not isinstance(values, dict):
-            raise ValueError(f"Parameter file '{path}' must hold a mapping of parameters, not {type(values).__name__}.")
-        return cls.from_dict(values, source=f"'{path}'")
+        values = read_user_file(path, "parameter file")
+        return cls.from_dict({} if values is None else values, source=f"Parameter file '{path}'")
 
     @classmethod
     def from_proc(cls, path: str | Path) -> FacemapParameters:

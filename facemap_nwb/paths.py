@@ -14,7 +14,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DataPaths"]
+__all__ = ["DataPaths", "OutsideRootsError"]
+
+
+class OutsideRootsError(ValueError):
+    """A path that resolves (after ``..`` and symbolic links) outside every root folder."""
 
 
 def _as_paths(value) -> tuple[Path, ...]:
@@ -77,16 +81,28 @@ class DataPaths:
         return self.roots[0]
 
     def find(self, relative: str | os.PathLike) -> Path:
-        """The full path of a file named relative to a root: the first root that holds it."""
+        """The full path of a file named relative to a root: the first root that holds it.
+
+        The name is resolved (``..`` and symbolic links followed) and must end inside one of the roots:
+        ``../elsewhere/x.mp4``, an absolute path outside the roots, or a link inside a root that leads out of
+        every root is refused with :class:`OutsideRootsError`, so that a spec can only name data under its roots.
+        """
         relative = Path(relative)
+        candidates = [relative] if relative.is_absolute() else [root / relative for root in self.roots]
+        for candidate in candidates:
+            if not candidate.exists():
+                continue
+            resolved = candidate.resolve()
+            if not any(resolved.is_relative_to(root) for root in self.roots):
+                where = f" (it leads to '{resolved}')" if resolved != candidate else ""
+                raise OutsideRootsError(
+                    f"'{relative}' is outside every root folder{where}; roots: "
+                    f"{', '.join(repr(str(r)) for r in self.roots) or 'none'}. Name a file under a root, or add its "
+                    "folder to the roots."
+                )
+            return resolved
         if relative.is_absolute():
-            if relative.exists():
-                return relative
             raise FileNotFoundError(f"'{relative}' does not exist.")
-        for root in self.roots:
-            candidate = root / relative
-            if candidate.exists():
-                return candidate
         searched = ", ".join(f"'{r}'" for r in self.roots) or "no roots configured"
         raise FileNotFoundError(
             f"'{relative}' is not under any root folder (searched {searched}). "

@@ -162,11 +162,11 @@ def test_parameters_from_an_existing_proc_file(tmp_path):
 
 BAD = {
     "roi_outside_frame": (["--rois", "outside"], r"reaches outside the 160x120 frame"),
-    "roi_empty": (["--rois", "empty"], r"is empty \(0x10 pixels\)"),
-    "sbin_below_one": (["--sbin", "0"], r"spatial_bin must be a whole number >= 1, not 0"),
+    "roi_empty": (["--rois", "empty"], r"rois.0.width: Input should be greater than or equal to 1 \(got 0\)"),
+    "sbin_below_one": (["--sbin", "0"], r"argument --sbin: 0 is below 1"),
     "sbin_larger_than_frame": (["--sbin", "200"], r"spatial_bin 200 is larger than video 0"),
     "too_many_components": (["--n-components", "5000"], r"n_components 5000 is more than the video allows"),
-    "unknown_roi_key": (["--rois", "typo"], r"Unknown keys \['widht'\] in ROI 0"),
+    "unknown_roi_key": (["--rois", "typo"], r"rois.0.widht: unknown key. Did you mean 'width'\?"),
 }
 
 

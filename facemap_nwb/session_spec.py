@@ -1,0 +1,210 @@
+"""Session specs: the YAML file that names a session's subject, folders, cameras and Facemap tasks, checked
+against its declared schema (:class:`facemap_nwb.models.SessionModel`) and against the disk before any work
+starts. The format is described in :mod:`facemap_nwb.session`.
+
+Every path a spec names must resolve inside the place it belongs: videos and Facemap outputs (``files``,
+``proc_file``) inside one of ``paths.roots`` (after ``..`` and symbolic links are followed), parameter and
+ROI files inside the spec's own folder or a root. Anything else is refused naming the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .inputs import InputError, read_user_file, validate
+from .models import ParametersModel, SessionModel, session_json_schema
+from .params import FacemapParameters
+from .paths import DataPaths
+
+__all__ = ["SessionSpec", "TaskSpec", "SpecError", "load_session_spec", "SESSION_SCHEMA", "dandi_file_name"]
+
+
+class SpecError(InputError):
+    """A session spec that cannot be run: names the spec file, the key and the fix."""
+
+
+# The JSON schema of session specs (``facemap-nwb schema``; committed as schemas/session.schema.json).
+SESSION_SCHEMA = session_json_schema()
+
+
+@dataclass
+class TaskSpec:
+    task_id: str
+    mode: str
+    engine: str
+    parameters: FacemapParameters
+    proc_file: Path | None
+    description: str
+    views: list[int] | None = None  # the task's cameras: indexes in the session's recordings (None: all)
+
+
+@dataclass
+class SessionSpec:
+    path: Path
+    subject: dict
+    session: dict
+    paths: DataPaths
+    recordings: list[dict]  # name, device, files (full paths)
+    tasks: list[TaskSpec] = field(default_factory=list)
+    output: Path | None = None  # the Dandiset folder; <processed>/nwb by default
+    backend: str = "hdf5"  # "zarr" writes <name>.nwb.zarr
+
+    @property
+    def nwb_path(self) -> Path:
+        root = self.output or self.paths.processed_root / "nwb"
+        folder = root / f"sub-{_dandi_label(self.subject['subject_id'])}"
+        name = dandi_file_name(self.subject["subject_id"], self.session["session_id"])
+        return folder / (name + ".zarr" if self.backend == "zarr" else name)
+
+    def summary_path(self, task: TaskSpec) -> Path:
+        """The task's summary PNG beside the NWB file (``..._task-<id>.png`` when the session has several)."""
+        suffix = f"_task-{task.task_id}" if len(self.tasks) > 1 else ""
+        return self.nwb_path.parent / (self.nwb_path.name.split(".nwb")[0] + suffix + ".png")
+
+    def task_views(self, task: TaskSpec) -> list[int]:
+        return list(range(len(self.recordings))) if task.views is None else list(task.views)
+
+    def task_recordings(self, task: TaskSpec) -> list[dict]:
+        return [self.recordings[i] for i in self.task_views(task)]
+
+    @property
+    def stamp_path(self) -> Path:
+        """What the session's NWB file was written from: ``<processed>/session_stamps/<file>-<hash>.json``."""
+        key = hashlib.sha256(str(self.nwb_path).encode()).hexdigest()[:12]
+        return self.paths.processed_root / "session_stamps" / f"{self.nwb_path.name}-{key}.json"
+
+
+def _dandi_label(value: str) -> str:
+    """DANDI's entity labels allow letters, digits and dashes only."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", str(value)).strip("-") or "unknown"
+
+
+def dandi_file_name(subject_id: str, session_id: str) -> str:
+    """``sub-<subject>_ses-<session>_behavior+image.nwb``, DANDI's convention for behaviour with video."""
+    return f"sub-{_dandi_label(subject_id)}_ses-{_dandi_label(session_id)}_behavior+image.nwb"
+
+
+def _error(spec: Path, key: str, problem: str, fix: str) -> SpecError:
+    return SpecError(f"Session spec '{spec}': {key}: {problem}. {fix}")
+
+
+def _read(path: Path, what: str, spec: Path, key: str):
+    """A file the spec names, read within the limits of its kind; errors name the spec's key too."""
+    try:
+        return read_user_file(path, what)
+    except FileNotFoundError:
+        raise _error(
+            spec, key, f"{what} '{path}' does not exist", "Fix the path (relative to the spec's folder)."
+        ) from None
+    except InputError as err:
+        raise SpecError(f"Session spec '{spec}': {key}: {err}") from None
+
+
+def _beside(spec: Path, relative: str, paths: DataPaths, key: str) -> Path:
+    """A parameter or ROI file: relative to the spec's folder, and inside that folder or a root."""
+    path = (spec.parent / relative).resolve()
+    allowed = [spec.parent, *paths.roots]
+    if not any(path.is_relative_to(folder) for folder in allowed):
+        raise _error(
+            spec,
+            key,
+            f"'{relative}' leads to '{path}', outside the spec's folder and every root",
+            "Keep parameter files beside the spec (or under a root).",
+        )
+    return path
+
+
+def _parameter_values(raw: dict, spec: Path, key: str, paths: DataPaths) -> dict:
+    """The task's parameters: its parameter file, then its inline ``parameters``, then its ROI file."""
+    values: dict = {}
+    for name, what in (("parameter_file", "parameter file"), ("roi_file", "ROI file")):
+        if raw.get(name) is None:
+            continue
+        path = _beside(spec, raw[name], paths, f"{key}.{name}")
+        content = _read(path, what, spec, f"{key}.{name}")
+        if name == "roi_file" and isinstance(content, list):
+            content = {"rois": content}
+        source = f"Session spec '{spec}': {key}.{name}: {what.capitalize()} '{path}'"
+        part = validate(ParametersModel, {} if content is None else content, source=source, error=SpecError)
+        values.update(part.model_dump(exclude_unset=True))
+        if name == "parameter_file" and raw.get("parameters") is not None:
+            values.update(raw["parameters"])
+    if raw.get("parameter_file") is None and raw.get("parameters") is not None:
+        values.update(raw["parameters"])
+    return values
+
+
+def _task(raw: dict, spec: Path, index: int, paths: DataPaths, recordings: list[str]) -> TaskSpec:
+    key = f"tasks.{index}"
+    views = None
+    if raw.get("recordings") is not None:
+        unknown = [n for n in raw["recordings"] if n not in recordings]
+        if unknown:
+            raise _error(spec, f"{key}.recordings", f"no recording named {unknown}", f"Choose among {recordings}.")
+        views = [recordings.index(n) for n in raw["recordings"]]
+    values = _parameter_values(raw, spec, key, paths)
+    try:
+        params = FacemapParameters.from_dict(values, source=f"Session spec '{spec}': {key}")
+    except InputError as err:
+        raise SpecError(str(err)) from None
+    overrides = {k: raw[k] for k in ("motion_svd", "movie_svd") if raw.get(k) is not None}
+    params = replace(params, **overrides) if overrides else params
+    proc_file = None
+    if raw["mode"] == "load":
+        if raw.get("proc_file") is None:
+            raise _error(spec, f"{key}.proc_file", "a load task needs Facemap's output", "Add proc_file.")
+        proc_file = _find(paths, raw["proc_file"], spec, f"{key}.proc_file")
+    return TaskSpec(
+        task_id=str(raw["task_id"]),
+        mode=raw["mode"],
+        engine=raw.get("engine") or "native",
+        parameters=params,
+        proc_file=proc_file,
+        description=raw.get("description") or "",
+        views=views,
+    )
+
+
+def _find(paths: DataPaths, relative: str, spec: Path, key: str) -> Path:
+    try:
+        return paths.find(relative)
+    except (FileNotFoundError, ValueError) as err:
+        raise _error(spec, key, str(err).rstrip("."), "Fix the path or add its root folder to paths.roots.") from None
+
+
+def _unique(spec: Path, key: str, names: list[str], what: str, fix: str) -> None:
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise _error(spec, key, f"{what} {twice} used more than once", fix)
+
+
+def load_session_spec(path: str | os.PathLike) -> SessionSpec:
+    """Read and check a session spec; every problem is reported (as :class:`SpecError`) before any work starts."""
+    spec = Path(path).resolve()
+    raw = _read(spec, "session spec", spec, "(file)")
+    model = validate(SessionModel, raw, source=f"Session spec '{spec}'", error=SpecError)
+    raw = model.model_dump(mode="json")
+    roots = [(spec.parent / r).resolve() for r in raw["paths"]["roots"]]
+    for i, root in enumerate(roots):
+        if not root.is_dir():
+            raise _error(spec, f"paths.roots.{i}", f"root folder '{root}' does not exist", "Fix the path.")
+    processed = raw["paths"].get("processed")
+    paths = DataPaths(roots=roots, processed=(spec.parent / processed).resolve() if processed else None)
+    recordings = []
+    for i, rec in enumerate(raw["recordings"]):
+        files = [_find(paths, f, spec, f"recordings.{i}.files.{j}") for j, f in enumerate(rec["files"])]
+        recordings.append({"name": rec["name"], "device": rec.get("device") or rec["name"], "files": files})
+    names = [r["name"] for r in recordings]
+    _unique(spec, "recordings", names, "recording name(s)", "Name each camera once.")
+    ids = [str(t["task_id"]) for t in raw["tasks"]]
+    _unique(spec, "tasks", ids, "task id(s)", "Give every task its own id.")
+    tasks = [_task(t, spec, i, paths, names) for i, t in enumerate(raw["tasks"])]
+    output = raw["paths"].get("output")
+    output = (spec.parent / output).resolve() if output else None
+    subject = model.subject.model_dump(mode="json", exclude_none=True)
+    session = model.session.model_dump(mode="json", exclude_none=True)
+    return SessionSpec(spec, subject, session, paths, recordings, tasks, output)
