@@ -9,6 +9,7 @@ given it is the ellipse inscribed in the rectangle (pixel centres within it), as
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import math
@@ -49,9 +50,20 @@ def _encode_mask(mask: np.ndarray) -> dict:
 
 def _decode_mask(value) -> np.ndarray:
     if isinstance(value, dict):
-        shape = tuple(value["shape"])
-        bits = np.frombuffer(base64.b64decode(value["packed_bits"]), dtype=np.uint8)
-        return np.unpackbits(bits)[: int(np.prod(shape))].astype(bool).reshape(shape)
+        shape = tuple(int(n) for n in value["shape"])
+        try:
+            bits = np.frombuffer(base64.b64decode(value["packed_bits"], validate=True), dtype=np.uint8)
+        except (binascii.Error, ValueError, TypeError):
+            raise ValueError(
+                "its ellipse's packed_bits is not base64 text; write the mask as lists of true/false"
+            ) from None
+        needed = int(np.prod(shape))
+        if bits.size * 8 < needed or bits.size > (needed + 7) // 8:
+            raise ValueError(
+                f"its ellipse's packed_bits hold {bits.size * 8} bits, but a {shape[0]} x {shape[1]} mask needs "
+                f"{needed} (numpy.packbits of the mask); write the mask as lists of true/false"
+            )
+        return np.unpackbits(bits)[:needed].astype(bool).reshape(shape)
     return np.asarray(value, dtype=bool)
 
 
@@ -118,7 +130,10 @@ class ROI:
         object.__setattr__(self, "saturation", float(self.saturation))
         object.__setattr__(self, "pupil_sigma", float(self.pupil_sigma))
         if self.ellipse is not None:
-            mask = _decode_mask(self.ellipse)
+            try:
+                mask = _decode_mask(self.ellipse)
+            except ValueError as err:
+                raise ValueError(f"ROI '{self.name or self.type}': {err}.") from None
             if mask.shape != (self.height, self.width):
                 raise ValueError(
                     f"ROI '{self.name or self.type}': ellipse mask is {mask.shape}, expected (height, width) = "
@@ -316,6 +331,23 @@ class FacemapParameters:
         else:
             path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
         return path
+
+    def check_views(self, view_shapes) -> None:
+        """Raise ValueError when the parameters cannot apply to views of these ``(height, width)`` shapes:
+        a spatial bin larger than a frame, an ROI on a camera that is not there or reaching outside its frame."""
+        for index, (height, width) in enumerate(view_shapes):
+            if self.spatial_bin > min(height, width):
+                raise ValueError(
+                    f"spatial_bin {self.spatial_bin} is larger than video {index} ({width}x{height}); "
+                    "choose a spatial bin no larger than the frame."
+                )
+        for roi in self.rois:
+            if roi.video >= len(view_shapes):
+                raise ValueError(
+                    f"ROI '{roi.name}' is on video {roi.video} but only {len(view_shapes)} video(s) were given; "
+                    "fix its video index."
+                )
+            roi.check_inside(*view_shapes[roi.video])
 
     def facemap_rois(self) -> list[dict] | None:
         """The ROIs as Facemap's ``proc['rois']`` list (None when there are none)."""
