@@ -10,12 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .kinds import SIGNALS as _SIGNALS
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_UNEXPECTED = 0, 1, 2
-# Kept here (not imported) so that `facemap-nwb --help` stays fast; a test checks it equals nwb.facemap.SIGNALS.
-_SIGNALS = ("motion_energy", "motion_svd", "movie_svd", "summary", "pupil", "blink", "running")
 
 
 def _out(text: str = "") -> None:
@@ -47,6 +46,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for row, info in zip(rows, files):
         row["rate"], row["duration"] = f"{info.rate:.6g}", f"{info.duration:.3f}"
         row["creation_time"] = row["creation_time"] or "-"
+        # --fast counts stored frames (packets) without decoding them: say which counts are verified.
+        row["counted"] = "decoded" if info.frame_count_verified else "packets"
     if args.json:
         payload = {"files": [f.as_dict() for f in files]}
         if recording is not None:
@@ -59,10 +60,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 "height": recording.height,
                 "width": recording.width,
                 "start_time": recording.start_time.isoformat() if recording.start_time else None,
+                "frame_count_verified": all(f.frame_count_verified for f in files),
             }
         _out(json.dumps(payload, indent=2))
         return EXIT_OK
-    _out(_format_table(rows, _INFO_COLUMNS))
+    columns = list(_INFO_COLUMNS)
+    if not decode:  # the counts are not verified: say so next to them
+        columns.insert(columns.index("frame_count") + 1, "counted")
+    _out(_format_table(rows, columns))
+    if not decode:
+        _out("\n'counted: packets': stored frames, not decoded (--fast); run without --fast to decode and verify them.")
     if recording is not None:
         _out(
             f"\nrecording '{recording.name}': {len(files)} file(s), {recording.frame_count} frames, "
@@ -121,11 +128,14 @@ def _metadata_with_start(args: argparse.Namespace) -> dict:
 
 
 def _cmd_recording(args: argparse.Namespace) -> int:
-    from .atomic import check_output_path
+    from .atomic import check_nwb_name, check_output_path
     from .nwb.io import write_recordings_nwb
     from .video import probe_recording
 
     check_output_path(args.output, overwrite=args.overwrite)
+    for name, what in ((args.name, "recording name (--name)"), (args.device, "camera name (--device)")):
+        if name is not None:
+            check_nwb_name(name, what)
     metadata = _metadata_with_start(args)
     recording = probe_recording(args.videos, name=args.name, device=args.device)
     write_recordings_nwb(
@@ -138,21 +148,37 @@ def _cmd_recording(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert_facemap_output
+def _missing_values_note(results) -> str:
+    """How many NaN values the signals hold (Facemap's pupil fit makes them on frames it cannot fit)."""
+    missing = results.missing_values()
+    if not missing:
+        return "  no missing values (NaN) in any signal"
+    listing = ", ".join(f"{name}: {count}" for name, count in missing.items())
+    return f"  missing values (NaN, kept as Facemap made them): {listing}"
 
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .atomic import check_output_path
+    from .convert import convert_facemap_output
+    from .loaders.facemap import load_facemap_results
+
+    check_output_path(args.output, overwrite=args.overwrite)
+    metadata = _metadata_with_start(args)
+    results = load_facemap_results(args.proc_file)
     output = convert_facemap_output(
         args.proc_file,
         args.video,
         args.output,
-        metadata=_metadata_with_start(args),
+        metadata=metadata,
         task_id=args.task_id,
         signals=args.signals.split(",") if args.signals else _SIGNALS,
         n_components=args.n_components,
         backend=args.backend,
         overwrite=args.overwrite,
+        results=results,
     )
     _out(f"Wrote {output}: Facemap results from {args.proc_file} with {sum(len(v) for v in args.video)} video file(s)")
+    _out(_missing_values_note(results))
     return EXIT_OK
 
 
@@ -162,7 +188,9 @@ def _process_parameters(args: argparse.Namespace):
     from .params import FacemapParameters
 
     if args.rois and Path(args.rois).name.endswith(("_proc.npy", "_proc.mat")):
-        params = FacemapParameters.from_proc(args.rois)
+        from .loaders.facemap import load_facemap_results
+
+        params = load_facemap_results(args.rois).parameters
     elif args.rois:
         params = FacemapParameters.from_file(args.rois)
     else:
@@ -210,9 +238,15 @@ def _cmd_process(args: argparse.Namespace) -> int:
     views = [args.videos, *(args.view or [])]
     names = ["FaceCamera"] if len(views) == 1 else [f"FaceCamera{i}" for i in range(len(views))]
     start = time.perf_counter()
-    # Packets are counted here without decoding; the engine decodes every frame and stops with the
-    # file and frame index if a frame fails or the count differs (one decode instead of two).
-    recordings = [probe_recording(files, name=name, decode=False) for files, name in zip(views, names)]
+    # Packets are counted here without decoding; the native engine decodes every frame and stops with the
+    # file and frame index if a frame fails or the count differs (one decode instead of two). Facemap reads
+    # frames with OpenCV, which never says a file is damaged: for it the probe decodes and checks first.
+    decode = args.engine == "facemap"
+    recordings = [probe_recording(files, name=name, decode=decode) for files, name in zip(views, names)]
+    try:
+        params.check_views([(r.height, r.width) for r in recordings])
+    except ValueError as err:
+        raise ValueError(f"Parameter file '{args.rois}': {err}" if args.rois else str(err)) from None
     options = {"progress": not args.quiet}
     if args.engine == "native":
         options["timings"] = {}
@@ -242,6 +276,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     if not args.quiet:
         regions = len(results.regions)
         _out(f"Wrote {args.output}: {results.frame_count} frames, {regions} region(s), engine {results.engine}")
+        _out(_missing_values_note(results))
     return EXIT_OK
 
 
@@ -261,8 +296,10 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from .atomic import check_output_path
     from .plot import plot_summary
 
+    check_output_path(args.output, overwrite=args.overwrite)
     _out(f"Wrote {plot_summary(args.nwb_file, args.output, task_id=args.task_id, overwrite=args.overwrite)}")
     return EXIT_OK
 
@@ -510,6 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = f"facemap-nwb {args.command}: error:"
     try:
         return args.handler(args)
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`): nothing left to say
+        sys.stderr.close()
+        return EXIT_OK
     except (ValueError, OSError, ImportError) as err:  # VideoError, InputError, FileExistsError, missing extras...
         sys.stderr.write(f"{prefix} {_one_line(err)}\n")
         return EXIT_ERROR

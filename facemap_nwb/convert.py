@@ -31,11 +31,22 @@ def _as_views(videos: PathLike | Sequence[PathLike] | Sequence[Sequence[PathLike
 
 
 def check_views(results: FacemapResults, recordings: Sequence[VideoRecording]) -> None:
-    """Refuse videos that cannot be the ones the results came from (count of views, frames, frame size)."""
+    """Refuse videos that cannot be the ones the results came from, and results no Facemap run makes.
+
+    Checks the count of views, the frame count and each frame size against the videos, then every
+    array of the results against those views (:meth:`FacemapResults.validate`: shapes, data types,
+    finite values, ROIs and bin ranges inside the frames), so nothing impossible is written.
+
+    Raises
+    ------
+    ValueError
+        Naming the video or the results file, the value at fault and the fix.
+    """
+    origin = f" (the results of '{results.source_file}')" if results.source_file else ""
     if results.view_shapes and len(recordings) != len(results.view_shapes):
         raise ValueError(
             f"The results come from {len(results.view_shapes)} simultaneous camera view(s) but {len(recordings)} "
-            "video recording(s) were given: pass one --video per view, in Facemap's order."
+            f"video recording(s) were given{origin}: pass one --video per view, in Facemap's order."
         )
     for index, recording in enumerate(recordings):
         results.check_frame_count(recording.frame_count, what=f"the video {[str(p) for p in recording.paths]}")
@@ -44,8 +55,9 @@ def check_views(results: FacemapResults, recordings: Sequence[VideoRecording]) -
             if (recording.height, recording.width) != (height, width):
                 raise ValueError(
                     f"The results' view {index} is {width}x{height} pixels but the video '{recording.paths[0]}' is "
-                    f"{recording.width}x{recording.height}: they do not belong together."
+                    f"{recording.width}x{recording.height}: they do not belong together{origin}."
                 )
+    results.validate([(r.height, r.width) for r in recordings])
 
 
 @dataclass
@@ -163,6 +175,7 @@ def convert_facemap_output(
     n_components: int | None = None,
     backend: str = "hdf5",
     overwrite: bool = False,
+    results: FacemapResults | None = None,
 ) -> Path:
     """Convert a Facemap ``_proc.npy``/``_proc.mat`` and the video(s) it came from into a new NWB file.
 
@@ -175,9 +188,12 @@ def convert_facemap_output(
     output : path
         The NWB file (``.nwb``; a ``.nwb.zarr`` folder with ``backend="zarr"``). Never replaced
         unless ``overwrite``; nothing is left behind on error.
+    results : FacemapResults, optional
+        ``proc_file`` already loaded with :func:`~facemap_nwb.loaders.facemap.load_facemap_results` (it is
+        loaded here otherwise).
     """
     check_output_path(output, overwrite=overwrite)
-    results = load_facemap_results(proc_file)
+    results = load_facemap_results(proc_file) if results is None else results
     names = ["FaceCamera"] if len(_as_views(videos)) == 1 else None
     recordings = [
         probe_recording(files, name=names[0] if names else f"FaceCamera{i}")

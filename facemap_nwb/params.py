@@ -311,16 +311,6 @@ class FacemapParameters:
         values = read_user_file(path, "parameter file")
         return cls.from_dict({} if values is None else values, source=f"Parameter file '{path}'")
 
-    @classmethod
-    def from_proc(cls, path: str | Path) -> FacemapParameters:
-        """The parameters (spatial bin, SVD switches, ROIs) of an existing Facemap ``_proc.npy``/``_proc.mat``.
-
-        The file is read with the safe loader; ROI names follow type and order (``motion0``, ``pupil0``, ...).
-        """
-        from .loaders.facemap import load_facemap_results
-
-        return load_facemap_results(path).parameters
-
     def to_file(self, path: str | Path) -> Path:
         """Write YAML (``.yaml``/``.yml``) or JSON (anything else)."""
         path = Path(path)

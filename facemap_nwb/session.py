@@ -111,7 +111,7 @@ def run_session(
     backend: str | None = None,
 ):
     """Run one session end to end; returns a :class:`SessionResult`. ``backend="zarr"`` writes NWB Zarr."""
-    from .atomic import check_output_path
+    from .atomic import check_output_path, check_writable_folder
     from .convert import TaskOutput, check_views, write_session_nwb
     from .engines import process_recordings
     from .loaders.facemap import load_facemap_results
@@ -134,17 +134,21 @@ def run_session(
     if not (force or overwrite) and _stamped(spec):  # up to date: nothing to redo but a missing summary
         return SessionResult(spec.nwb_path, [plot(t, False) for t in spec.tasks], folders, ids, ids)
     nwb_path = check_output_path(spec.nwb_path, overwrite=overwrite)
-    # Trigger mode decodes every frame in the engine, which checks the count: count packets here (one
-    # decode, not two). Load mode has no decode of its own, so the probe decodes to check the count.
-    loaded = {i for task in spec.tasks if task.mode == "load" for i in spec.task_views(task)}
+    check_writable_folder(spec.paths.processed_root, what="processed folder")  # caches and stamps
+    # The native engine decodes every frame, which checks the count: count packets here (one decode, not
+    # two). Load mode has no decode of its own, so the probe decodes to check the count.
+    # Facemap's engine reads frames with OpenCV, which never says a file is damaged: decode those too.
+    loaded = {
+        i for task in spec.tasks if task.mode == "load" or task.engine == "facemap" for i in spec.task_views(task)
+    }
     recordings = [
         probe_recording(r["files"], name=r["name"], device=r["device"], decode=i in loaded)
         for i, r in enumerate(spec.recordings)
     ]
+    _check_parameters_fit(spec, recordings)
     outputs, reused = [], []
     for task, folder in zip(spec.tasks, folders):
         views = [recordings[i] for i in spec.task_views(task)]
-        folder.mkdir(parents=True, exist_ok=True)
         inputs = task_inputs(task, spec.task_recordings(task))
         digest = _digest(inputs)
         results = None if force else _cached_results(folder, digest)
@@ -176,3 +180,15 @@ def run_session(
     metadata = {"NWBFile": {**spec.session, "identifier": identifier}, "Subject": dict(spec.subject)}
     write_session_nwb(nwb_path, outputs, recordings, metadata=metadata, overwrite=overwrite, backend=spec.backend)
     return SessionResult(nwb_path, [plot(t, True) for t in spec.tasks], folders, reused, ids)
+
+
+def _check_parameters_fit(spec: SessionSpec, recordings) -> None:
+    """Before any task runs: each trigger task's spatial bin and ROIs fit its cameras' frames."""
+    for index, task in enumerate(spec.tasks):
+        if task.mode != "trigger":
+            continue
+        shapes = [(recordings[i].height, recordings[i].width) for i in spec.task_views(task)]
+        try:
+            task.parameters.check_views(shapes)
+        except ValueError as err:
+            raise SpecError(f"Session spec '{spec.path}': tasks.{index} (task {task.task_id!r}): {err}") from None

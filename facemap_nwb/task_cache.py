@@ -126,7 +126,6 @@ def _cached_results(folder: Path, digest: str):
 def _write_json(path: Path, value: dict) -> None:
     from .atomic import atomic_output
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path, overwrite=True) as temporary:
         temporary.write_text(json.dumps(value, indent=1, default=str))
 

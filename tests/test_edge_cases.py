@@ -124,7 +124,7 @@ def test_bad_metadata_file(face_video, tmp_path, capsys):
     video = face_video(n_frames=5, creation_time=CREATION)
     assert main(["recording", str(video), "-o", str(tmp_path / "x.nwb"), "--metadata", str(meta)]) == 1
     err = capsys.readouterr().err
-    assert "meta.yaml' must hold a mapping" in err and err.count("\n") == 1
+    assert "meta.yaml': (top level): Input should be a mapping of keys (got a list)" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("name", ["a/b", "c:d", "full_frame"])

@@ -149,7 +149,9 @@ def test_parameters_from_an_existing_proc_file(tmp_path):
 
     path = tmp_path / "old_proc.npy"
     np.save(path, hand_built_proc(), allow_pickle=True)
-    params = FacemapParameters.from_proc(path)
+    from facemap_nwb.loaders.facemap import load_facemap_results
+
+    params = load_facemap_results(path).parameters
     assert params.spatial_bin == 2 and [r.type for r in params.rois] == [
         "motion",
         "pupil",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import builtins
+import io
 import os
 import pickle
+import pickletools
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections import OrderedDict
 
 import numpy as np
@@ -201,13 +204,9 @@ def test_plain_values_of_every_kind_load(tmp_path, protocol):
         "float64": np.float64(2.5),
         "bool_": np.bool_(True),
         "str_": np.str_("caf\u00e9"),
-        "datetime": np.datetime64("2024-01-02T03:04:05", "ns"),
         "dtype": np.dtype(">i4"),
         "unicode": np.array(["a", "bcd"]),
-        "datetimes": np.array(["2024-01-01", "2024-06-01"], dtype="M8[D]"),
         "big_endian": np.arange(300, dtype=">f8"),
-        "structured": np.array([(1, 2.0), (3, 4.0)], dtype=[("x", "<i4"), ("y", "<f8")]),
-        "subarray_field": np.zeros(2, dtype=[("xy", "<f4", (2,))]),
         "object_array": np.array([[1, "a"], [None, [1, 2]]], dtype=object),
         "nested_arrays": np.array([np.arange(2), np.arange(3.0)], dtype=object),
         "tuple_key": {(1, "a"): "value"},
@@ -222,6 +221,37 @@ def test_plain_values_of_every_kind_load(tmp_path, protocol):
     assert_array_equal(loaded.pop("big_endian"), expected.pop("big_endian"))
     assert_same(loaded, expected)
     assert loaded["dtype"] == np.dtype(">i4")
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (np.datetime64("2024-01-02T03:04:05", "ns"), "datetime data type"),
+        (np.array(["2024-01-01", "2024-06-01"], dtype="M8[D]"), "datetime data type"),
+        (np.array([1, 2], dtype="m8[s]"), "timedelta data type"),
+        (np.array([(1, 2.0), (3, 4.0)], dtype=[("x", "<i4"), ("y", "<f8")]), "void or structured"),
+        (np.zeros(2, dtype=[("xy", "<f4", (2,))]), "void or structured"),
+        (np.zeros(2, dtype="V8"), "void or structured"),
+        (np.void(b"abcd"), "void or structured"),
+    ],
+    ids=["datetime_scalar", "datetimes", "timedeltas", "structured", "subarray_field", "void", "void_scalar"],
+)
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_data_types_facemap_never_writes_are_refused(tmp_path, value, match, protocol):
+    # Facemap writes bool, integer, float, complex, bytes, str and object arrays only; the loader keeps
+    # to those, so what it accepts stays small enough to audit.
+    path = write_pickle(tmp_path / "dtype_proc.npy", {"x": value}, protocol=protocol)
+
+    with pytest.raises(UnsafePickleError, match=match) as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value) and "Facemap never writes" in str(caught.value)
+
+
+def test_scalar_whose_bytes_do_not_match_its_type_is_refused(tmp_path):
+    path = write_pickle(tmp_path / "scalar_proc.npy", {"x": Reduce(SCALAR, (np.dtype("U100"), b"abcd"))})
+    with pytest.raises(ProcFileError, match="comes with 4 bytes, not 400") as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value)
 
 
 @pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
@@ -373,7 +403,7 @@ def test_forged_dtype_in_a_scalar_or_buffer_is_refused(tmp_path):
     [
         ("O8", (3, "|", None, None, None, -1, -1, 0), UnsafePickleError, "flags or size"),
         ("f8", (3, "<", None, None, None, 16, -1, 0), UnsafePickleError, "flags or size"),
-        ("V16", (3, "|", None, (), {}, 16, 1, 0), ProcFileError, "structured data type"),
+        ("V16", (3, "|", None, (), {}, 16, 1, 0), UnsafePickleError, "void or structured"),
         ("f8", (1, "<", None, None, None, -1, -1, 0), ProcFileError, "state in a form"),
         ("3f4,(2,)i4", (3, "|", None, None, None, -1, -1, 0), UnsafePickleError, "type string"),
     ],
@@ -507,3 +537,241 @@ def test_deeply_nested_data_is_refused_not_a_crash(tmp_path):
     path = write_pickle(tmp_path / "deep_proc.npy", {"x": deep}, protocol=4)
     with pytest.raises(UnsafePickleError, match="nesting"):
         load_proc_npy(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference bombs, cycles and depth are refused before anything is built
+# ---------------------------------------------------------------------------------------------
+
+
+def test_shared_lists_that_expand_to_billions_are_refused(tmp_path):
+    x = [0.0] * 1000
+    for _ in range(3):
+        x = [x] * 1000  # 10**12 elements once np.asarray expands it; the pickle is 15 kB
+    path = write_pickle(tmp_path / "bomb_proc.npy", {"motion": [x]}, protocol=4)
+
+    with pytest.raises(UnsafePickleError, match="reference bomb") as caught:
+        load_proc_npy(path)
+    assert str(path) in str(caught.value) and "references to lists, dicts and tuples" in str(caught.value)
+
+
+def test_sharing_within_bounds_loads(tmp_path):
+    # What real files share (an ROI colour tuple, an array under two keys) stays well inside the bound.
+    x = [0.0] * 100
+    proc = {"motion": [x] * 100, "color": [(255.0, 0.0, 0.0)] * 10}
+    loaded = load_proc_npy(write_pickle(tmp_path / "shared_proc.npy", proc, protocol=4))
+    assert loaded["motion"][0] is loaded["motion"][99] and len(loaded["motion"][5]) == 100
+
+
+def test_a_container_that_holds_itself_is_refused(tmp_path):
+    looped = []
+    looped.append(looped)
+    path = write_pickle(tmp_path / "cycle_proc.npy", {"x": looped}, protocol=2)
+    with pytest.raises(UnsafePickleError, match="holds itself"):
+        load_proc_npy(path)
+
+
+def test_array_with_empty_but_huge_dimensions_is_refused(tmp_path):
+    empty = Reduce(RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (0, 2**40, 2**40), np.dtype("f4"), False, b""))
+    path = write_pickle(tmp_path / "empty_proc.npy", {"x": empty})
+    with pytest.raises(ProcFileError, match="larger than any results file holds"):
+        load_proc_npy(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties: valid data always loads as itself; damaged files load or raise ProcFileError, nothing else
+# ---------------------------------------------------------------------------------------------
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    # Hypothesis caches what it learns in a folder; keep it out of the repository.
+    set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "facemap-nwb-hypothesis"))
+except ImportError:  # not every environment has hypothesis: the property tests are then skipped
+    given = None
+
+_ALLOWED_TYPES = (dict, OrderedDict, list, tuple, set, frozenset, str, bytes, bytearray, int, float, complex, bool)
+
+
+def assert_only_data(obj, depth=0):
+    """Walk what the loader returned: only plain containers, numbers, text, numpy arrays, scalars and dtypes."""
+    assert depth < 100
+    if obj is None or type(obj) in (str, bytes, bytearray, int, float, complex, bool) or type(obj) is np.dtype:
+        return
+    if isinstance(obj, np.generic):
+        assert type(obj).__module__ == "numpy" and obj.dtype.kind in "biufcSU", type(obj)
+        return
+    if type(obj) is np.ndarray:
+        assert obj.dtype.kind in "biufcSUO", obj.dtype
+        if obj.dtype.kind == "O":
+            for item in obj.reshape(-1):
+                assert_only_data(item, depth + 1)
+        return
+    assert type(obj) in _ALLOWED_TYPES, type(obj)
+    items = obj.items() if isinstance(obj, dict) else [(None, v) for v in obj]
+    for key, value in items:
+        assert_only_data(key, depth + 1)
+        assert_only_data(value, depth + 1)
+
+
+def same(a, b) -> bool:
+    """Equal in type and value, NaN equal to NaN, arrays equal in dtype, shape and bytes."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is np.ndarray:
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        if a.dtype.kind == "O":
+            return all(same(x, y) for x, y in zip(a.reshape(-1), b.reshape(-1)))
+        return a.tobytes() == b.tobytes()
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(a, np.floating):
+        return a == b or (a != a and b != b)
+    if isinstance(a, complex) or isinstance(a, np.complexfloating):
+        return same(float(a.real), float(b.real)) and same(float(a.imag), float(b.imag))
+    return bool(a == b)
+
+
+if given is None:
+
+    @pytest.mark.skip(reason="property tests need hypothesis (pip install hypothesis)")
+    def test_properties_need_hypothesis():
+        pass
+
+else:
+    _DTYPES = st.sampled_from(
+        ["?", "i1", "i2", "<i4", ">i8", "u1", "u2", "<u4", "u8", "<f2", "<f4", ">f8", "c8", "<c16", "S5", "<U3"]
+    )
+    _ARRAYS = _DTYPES.flatmap(lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4)))
+    _HASHABLE = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.binary(max_size=5))
+    _LEAVES = st.one_of(
+        _HASHABLE,
+        st.floats(),
+        st.complex_numbers(),
+        _ARRAYS,
+        _ARRAYS.map(lambda a: a.reshape(-1)[0] if a.size else np.float64(0)),  # numpy scalars
+        st.binary(max_size=5).map(bytearray),
+    )
+
+    def _object_array(items):
+        array = np.empty(len(items), dtype=object)
+        for i, item in enumerate(items):
+            array[i] = item
+        return array
+
+    _DATA = st.recursive(
+        _LEAVES,
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.lists(children, max_size=4).map(tuple),
+            st.dictionaries(st.text(max_size=4), children, max_size=4),
+            st.dictionaries(st.text(max_size=4), children, max_size=3).map(OrderedDict),
+            st.frozensets(_HASHABLE, max_size=3),
+            st.sets(_HASHABLE, max_size=3),
+            st.lists(children, max_size=3).map(_object_array),
+        ),
+        max_leaves=20,
+    )
+    _QUICK = settings(
+        max_examples=150, deadline=2000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+
+    @_QUICK
+    @given(data=_DATA, protocol=st.integers(0, 5))
+    def test_any_plain_data_loads_as_itself(tmp_path, data, protocol):
+        pickled = pickle.dumps(object_array({"x": data}), protocol=protocol)
+        path = write_npy(tmp_path / "data_proc.npy", pickled)
+
+        loaded = load_proc_npy(path)
+
+        assert_only_data(loaded)
+        expected = pickle.loads(pickled).item()
+        # numpy itself unpickles big-endian arrays as native ones; compare values there.
+        assert same(loaded, expected) or _same_values(loaded, expected)
+
+    def _same_values(a, b) -> bool:
+        if type(a) is np.ndarray and type(b) is np.ndarray and a.dtype.kind != "O":
+            return (
+                a.shape == b.shape
+                and a.dtype.kind == b.dtype.kind
+                and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+            )
+        if isinstance(a, dict) and isinstance(b, dict):
+            return list(a) == list(b) and all(same(a[k], b[k]) or _same_values(a[k], b[k]) for k in a)
+        if isinstance(a, (list, tuple)) and type(a) is type(b):
+            return len(a) == len(b) and all(same(x, y) or _same_values(x, y) for x, y in zip(a, b))
+        if type(a) is np.ndarray and type(b) is np.ndarray:
+            return a.shape == b.shape and all(
+                same(x, y) or _same_values(x, y) for x, y in zip(a.reshape(-1), b.reshape(-1))
+            )
+        return False
+
+    def _small_proc_bytes() -> bytes:
+        from .test_facemap_model import hand_built_proc
+
+        buffer = io.BytesIO()
+        np.save(buffer, hand_built_proc(frames=6), allow_pickle=True)
+        return buffer.getvalue()
+
+    _BASE = _small_proc_bytes()
+    _HEADER = io.BytesIO(_BASE)
+    npy_format.read_magic(_HEADER)
+    npy_format.read_array_header_1_0(_HEADER)
+    _OPCODE_POSITIONS = [position for _, _, position in pickletools.genops(io.BytesIO(_BASE[_HEADER.tell() :]))]
+    _OPCODE_POSITIONS = [position + _HEADER.tell() for position in _OPCODE_POSITIONS]
+
+    @st.composite
+    def _mutated(draw):
+        data = bytearray(_BASE)
+        for _ in range(draw(st.integers(1, 4))):
+            kind = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]))
+            near_opcode = draw(st.booleans())
+            if near_opcode:
+                position = min(draw(st.sampled_from(_OPCODE_POSITIONS)) + draw(st.integers(0, 9)), len(data) - 1)
+            else:
+                position = draw(st.integers(0, len(data) - 1))
+            if kind == "flip":
+                data[position] ^= 1 << draw(st.integers(0, 7))
+            elif kind == "set":
+                data[position] = draw(st.integers(0, 255))
+            elif kind == "insert":
+                data[position:position] = draw(st.binary(min_size=1, max_size=8))
+            elif kind == "delete":
+                del data[position : position + draw(st.integers(1, 8))]
+            else:
+                del data[position:]
+            if not data:
+                break
+        return bytes(data)
+
+    @settings(
+        max_examples=300, deadline=2000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(data=_mutated())
+    def test_damaged_real_proc_loads_or_is_refused_cleanly(tmp_path, data):
+        from facemap_nwb.loaders.facemap import load_facemap_results
+
+        path = tmp_path / "damaged_proc.npy"
+        path.write_bytes(data)
+        try:
+            loaded = load_proc_npy(path)
+        except ProcFileError as error:
+            assert str(path) in str(error)
+        else:
+            assert type(loaded) is dict
+            assert_only_data(loaded)
+        try:
+            load_facemap_results(path)
+        except ValueError as error:  # ProcFileError and the loader's FacemapOutputError
+            assert str(path) in str(error)
+
+    def test_mutation_base_is_a_loadable_proc(tmp_path):
+        path = tmp_path / "base_proc.npy"
+        path.write_bytes(_BASE)
+        assert_only_data(load_proc_npy(path))

@@ -44,13 +44,13 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .. import __version__
 from ..params import FacemapParameters
 from ..results import FacemapResults, PupilSignals, Region, SVDComponents
 from ..video import VideoRecording
 from .frames import DEFAULT_MEMORY_BUDGET, FrameSource
 from .signals import blink_trace, pupil_fit, running_shifts, smooth_outliers
 from .svd import bin_frames, merge_components, region_pieces, segment_svds
+from .versions import package_version
 
 __all__ = ["run_native", "ENGINE_NAME", "video_placement"]
 
@@ -584,7 +584,7 @@ def _results(plan, recordings, avg_frame, avg_motion, bases, acc) -> FacemapResu
         blinks=acc.blinks,
         running=acc.running,
         engine=ENGINE_NAME,
-        engine_version=__version__,
+        engine_version=package_version("facemap-nwb"),
         processing_time=datetime.now(timezone.utc),
         video_files=[[str(p) for p in files] for files in zip(*(r.paths for r in recordings))],
     )

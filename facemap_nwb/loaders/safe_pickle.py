@@ -26,17 +26,28 @@ Decisions worth knowing:
   string, byte order, fields, datetime unit) and the pickled state is never passed to numpy; a
   state whose object flags or size disagree with the rebuilt type is refused.
 * Before anything is built, the pickle's instructions are read through once
-  (:func:`pickletools.genops`) to refuse what Python's own unpickler turns into a memory bomb
-  before it can notice anything wrong: length fields longer than the rest of the file, and memo
-  indices far ahead of the objects stored so far (one such instruction in a 30-byte file makes
-  it allocate and clear gigabytes). Loading therefore reads the file twice.
+  (:func:`pickletools.genops`) and the object graph they describe is sketched (containers and
+  their items, which memo entries they reuse; no object is made). That pass refuses what
+  Python's own unpickler, or numpy afterwards, would turn into a memory or time bomb before it
+  could notice anything wrong: length fields longer than the rest of the file; memo indices far
+  ahead of the objects stored so far (one such instruction in a 30-byte file makes the unpickler
+  allocate and clear gigabytes); a container that holds itself; nesting deeper than
+  ``_MAX_PICKLE_DEPTH``; and *reference bombs*, where lists, dicts or tuples reuse each other
+  (memo gets) so that a small graph stands for billions of elements once ``np.asarray`` turns it
+  into arrays, or once a tuple of tuples is hashed as a dict key. Every reference is counted with
+  the full size of what it reaches (each string, bytes value and array buffer counts its length);
+  that expanded size may be at most twice what the file holds plus ``_EXPANSION_ALLOWANCE``
+  elements. Facemap's files reuse almost nothing (one colour tuple per ROI), so they are far
+  below the limit. Loading therefore reads the file twice.
+* Data types are limited to what Facemap writes: bool, integer, float, complex, bytes (``S``),
+  str (``U``) and object. Datetime, structured, sub-array and void types are refused with a
+  message; so are numpy scalars whose bytes do not match their type's size.
 * The result is walked before it is returned. Only dicts (and ``OrderedDict``), lists, tuples,
   sets, frozensets, ``str``, ``bytes``, ``bytearray``, ``int``, ``float``, ``complex``,
   ``bool``, ``None``, numpy arrays (object arrays are walked element by element), numpy
   scalars and numpy data types are accepted; anything else is refused.
 * Things numpy can pickle but Facemap never writes are refused: subclasses of ``ndarray``
-  (masked arrays, matrices, memmaps), numpy 2's ``StringDType``, object scalars, structured or
-  sub-array data types with object fields, structured types without fields, and data type
+  (masked arrays, matrices, memmaps), numpy 2's ``StringDType``, object scalars, and data type
   states from before numpy 1.7 (state versions other than 3 and 4). Data type metadata
   (``dtype.metadata``) is dropped.
 * A file whose array is not an object array (for example a plain float array) is reported as
@@ -52,6 +63,7 @@ import os
 import pickle
 import pickletools
 import re
+import tokenize
 from collections import OrderedDict
 from pathlib import Path
 
@@ -69,13 +81,25 @@ _numpy_scalar = importlib.import_module("numpy._core.multiarray" if _NUMPY2 else
 # NPY_LIST_PICKLE, NPY_ITEM_IS_POINTER); a pickled state whose bits differ from numpy's own for
 # that type was forged. The other bits differ harmlessly between numpy versions.
 _OBJECT_FLAGS = 0x07
-_ALIGNED_STRUCT_FLAG = 0x80
 
 # Facemap's dict is five levels deep; anything far deeper is not a Facemap file, and the walk is
 # recursive, so a limit keeps a hostile file from exhausting the stack.
-_MAX_DEPTH = 100
+_MAX_DEPTH = 32
+# The same bound on the pickle's own graph, where an array is a few levels (its reduce call, its
+# state tuple, its shape) and an object array's items one more: checked before anything is built,
+# since hashing a deeply nested tuple (a dict key) recurses in C without a limit.
+_MAX_PICKLE_DEPTH = 4 * _MAX_DEPTH
+# References to what is already built may reach at most this many elements beyond twice what the
+# file holds (a real Facemap file reuses only a few small tuples).
+_EXPANSION_ALLOWANCE = 10_000_000
+# The data type kinds Facemap's results hold: bool, signed and unsigned integers, floats, complex,
+# bytes, str and object (lists of arrays).
+_ALLOWED_KINDS = "biufcSUO"
+# Array shapes: at most this many dimensions and elements (empty dimensions counted as 1).
+_MAX_DIMENSIONS = 32
+_MAX_ELEMENTS = 2**40
 
-# The type strings numpy writes in a pickled dtype ('f8', 'O8', 'U5', 'V16', 'M8', ...). Anything
+# The type strings numpy writes in a pickled dtype ('f8', 'O8', 'U5', 'V16', 'M8', ...; only some kinds load). Anything
 # else is refused: numpy parses richer strings ('3f4,(2,)i4') partly with ast.literal_eval.
 _DTYPE_SPEC = re.compile(r"[A-Za-z]\d{0,12}")
 
@@ -121,11 +145,13 @@ class _Refusal(Exception):
     ``ValueError``/``TypeError`` that numpy raises for merely corrupt data.
     """
 
-    def __init__(self, refused: str, reason: str, *, is_global: bool = False):
+    def __init__(self, refused: str, reason: str, *, is_global: bool = False, is_shape: bool = False):
         super().__init__(refused, reason)
         self.refused = refused
         self.reason = reason
         self.is_global = is_global
+        # A refusal of the graph's shape (a bomb, a cycle, too deep), not of something it asks for.
+        self.is_shape = is_shape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +245,13 @@ class _DtypeGuard(_Guard):
             raise _Refusal(self.name, f"a call with arguments of types {type(spec).__name__}, {type(align).__name__}")
         if not _DTYPE_SPEC.fullmatch(spec):
             raise _Refusal(self.name, f"the type string {spec[:40]!r}, which is not one numpy writes in a pickle")
+        kind = np.dtype(spec).kind
+        if kind not in _ALLOWED_KINDS:
+            raise _Refusal(
+                f"{self.name}({spec!r})",
+                f"a {_KIND_NAMES.get(kind, 'special')} data type, which Facemap never writes; only bool, integer, "
+                "float, complex, bytes, str and object arrays load",
+            )
         return _PendingDtype(spec, bool(align))
 
 
@@ -251,6 +284,8 @@ class _ScalarGuard(_Guard):
         # which a forged type string ('V999999999999') makes huge.
         if type(obj) not in (bytes, str):
             raise ValueError(f"a numpy scalar's data must be bytes, not {type(obj).__name__}")
+        if len(obj) != dtype.itemsize:
+            raise ValueError(f"a numpy {dtype} scalar comes with {len(obj)} bytes, not {dtype.itemsize}")
         return _Built(_numpy_scalar(dtype, obj))
 
 
@@ -311,6 +346,8 @@ class _EncodeGuard(_Guard):
             raise _Refusal(self.name, f"a call with the codec {encoding!r}")
         return text.encode("latin-1")
 
+
+_KIND_NAMES = {"M": "datetime", "m": "timedelta", "V": "void or structured", "T": "StringDType"}
 
 _NDARRAY = _NdarrayToken()
 _RECONSTRUCT = _ReconstructGuard()
@@ -398,14 +435,174 @@ class _BoundedReader:
         return line
 
 
-def _check_structure(reader: _BoundedReader) -> None:
-    """Read through the pickle's instructions once, before anything is built.
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_MEMO_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_CONTAINER_OPS = frozenset(
+    {"EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "EMPTY_TUPLE", "LIST", "TUPLE", "DICT", "FROZENSET"}
+    | {"TUPLE1", "TUPLE2", "TUPLE3"}
+)
+# Instructions that add the items they pop to the object below them rather than make a new one.
+_ADD_POPPED = {"APPEND": 1, "BUILD": 1, "SETITEM": 2}
+_ADD_TO_MARK = frozenset({"APPENDS", "SETITEMS", "ADDITEMS"})
 
-    This pass catches what the real unpickler would turn into a memory bomb before it could
-    notice a problem: length fields longer than the file (refused by the reader) and memo
-    indices far beyond the number of objects stored so far (Python's unpickler grows its memo
-    table to the index, so one instruction with index 2**31 makes it allocate gigabytes). A
-    pickler numbers its memo entries 0, 1, 2, ..., so a real file never trips this.
+
+class _Sketch:
+    """The object graph a pickle describes, without its objects: what :func:`_check_structure` measures.
+
+    Nodes are the objects that hold others (containers and the results of calls); plain values
+    stay on the stack as their weight encoded as a negative number (``-1 - weight``), so a file
+    of numbers costs no node per number. A node's weight is 1; a string, bytes value or array
+    buffer weighs its length.
+    """
+
+    def __init__(self):
+        self.items: list[list[int]] = []  # node -> the nodes and values it holds
+        self.containers: set[int] = set()  # nodes made by list, dict, set and tuple instructions
+        self.stack: list[int] = []
+        self.marks: list[int] = []  # stack lengths at each MARK, as the unpickler keeps them
+        self.memo: dict[int, int] = {}
+        self.total = 0  # everything the file holds, each object once
+        self.reused = 0  # memo gets (and DUPs) of containers
+
+    def node(self, items: list[int], container: bool) -> int:
+        self.items.append(items)
+        self.total += 1
+        if container:
+            self.containers.add(len(self.items) - 1)
+        return len(self.items) - 1
+
+    def value(self, arg) -> int:
+        weight = max(1, len(arg)) if type(arg) in (str, bytes, bytearray) else 1
+        self.total += weight
+        return -1 - weight
+
+    def pop(self, count: int) -> list[int]:
+        fence = self.marks[-1] if self.marks else 0
+        if len(self.stack) - count < fence:
+            raise pickle.UnpicklingError("an instruction takes more items than the pickle's stack holds")
+        if count == 0:
+            return []
+        items = self.stack[-count:]
+        del self.stack[-count:]
+        return items
+
+    def pop_mark(self) -> list[int]:
+        if not self.marks:
+            raise pickle.UnpicklingError("an instruction needs a MARK the pickle never set")
+        start = self.marks.pop()
+        items = self.stack[start:]
+        del self.stack[start:]
+        return items
+
+    def top(self) -> int:
+        fence = self.marks[-1] if self.marks else 0
+        if len(self.stack) <= fence:
+            raise pickle.UnpicklingError("an instruction needs an object the pickle's stack does not hold")
+        return self.stack[-1]
+
+    def push_reference(self, node: int) -> None:
+        self.stack.append(node)
+        if node in self.containers:
+            self.reused += 1
+
+    def add_items(self, items: list[int]) -> None:
+        target = self.top()
+        if target < 0:
+            # Adding to a plain value: the unpickler fails on it; weigh it as a holder anyway.
+            target = self.stack[-1] = self.node([target], False)
+        self.items[target].extend(items)
+
+    def step(self, opcode, arg) -> None:
+        """Apply one instruction to the sketch (memo instructions are handled by the caller)."""
+        name = opcode.name
+        if name == "MARK":
+            self.marks.append(len(self.stack))
+        elif name == "POP":
+            if len(self.stack) > (self.marks[-1] if self.marks else 0):
+                self.stack.pop()
+            else:
+                self.pop_mark()
+        elif name == "POP_MARK":
+            self.pop_mark()
+        elif name == "DUP":
+            self.push_reference(self.top())
+        elif name in _ADD_POPPED:
+            self.add_items(self.pop(_ADD_POPPED[name]))
+        elif name in _ADD_TO_MARK:
+            self.add_items(self.pop_mark())
+        elif name not in ("PROTO", "FRAME"):
+            if pickletools.markobject in opcode.stack_before:
+                items = self.pop_mark()
+            else:
+                items = self.pop(len(opcode.stack_before))
+            if opcode.stack_after:
+                if items or name in _CONTAINER_OPS:
+                    self.stack.append(self.node(items, name in _CONTAINER_OPS))
+                else:
+                    self.stack.append(self.value(arg))
+
+    def measure(self, root: int) -> tuple[int, int]:
+        """The expanded size (every reference counted in full) and the depth of what ``root`` reaches.
+
+        Sizes saturate at the limit; refuses cycles, graphs deeper than ``_MAX_PICKLE_DEPTH`` and
+        graphs larger than the limit as soon as they are seen. Iterative, so any depth is safe.
+        """
+        limit = 2 * self.total + _EXPANSION_ALLOWANCE
+        size: dict[int, int] = {}
+        depth: dict[int, int] = {}
+        if root < 0:
+            return -1 - root, 0
+        work = [(root, False)]
+        started: set[int] = set()
+        while work:
+            node, finished = work.pop()
+            if finished:
+                children = self.items[node]
+                total, deepest = 1, 0
+                for child in children:
+                    if child < 0:
+                        total += -1 - child
+                    else:
+                        total += size[child]
+                        deepest = max(deepest, depth[child])
+                    if total > limit:
+                        raise _Refusal(
+                            "a reference bomb",
+                            f"{self.reused} references to lists, dicts and tuples it already built make its "
+                            f"{self.total:,} elements stand for more than {limit:,} once expanded (at most twice "
+                            f"what the file holds plus {_EXPANSION_ALLOWANCE:,} are allowed)",
+                            is_shape=True,
+                        )
+                size[node], depth[node] = total, deepest + 1
+                if deepest + 1 > _MAX_PICKLE_DEPTH:
+                    raise _Refusal(
+                        "a nested structure",
+                        f"nesting more than {_MAX_PICKLE_DEPTH} levels deep (a Facemap file is about 10)",
+                        is_shape=True,
+                    )
+                continue
+            if node in size:
+                continue
+            if node in started:
+                raise _Refusal(
+                    "a container that holds itself", "a cycle, which a Facemap results file never holds", is_shape=True
+                )
+            started.add(node)
+            work.append((node, True))
+            work.extend((child, False) for child in self.items[node] if child >= 0 and child not in size)
+        return size[root], depth[root]
+
+
+def _check_structure(reader: _BoundedReader) -> None:
+    """Read through the pickle's instructions once, before anything is built, and measure its graph.
+
+    This pass catches what the real unpickler (or numpy, expanding the result) would turn into a
+    memory or time bomb before it could notice a problem: length fields longer than the file
+    (refused by the reader); memo indices far beyond the number of objects stored so far
+    (Python's unpickler grows its memo table to the index, so one instruction with index 2**31
+    makes it allocate gigabytes; a pickler numbers its memo entries 0, 1, 2, ..., so a real file
+    never trips this); and graphs that are cyclic, too deep, or whose shared references expand to
+    far more than the file holds (see :class:`_Sketch`).
 
     Parameters
     ----------
@@ -415,20 +612,35 @@ def _check_structure(reader: _BoundedReader) -> None:
     Raises
     ------
     pickle.UnpicklingError
-        For a memo index out of order or a length longer than the file.
+        For a memo index out of order, a length longer than the file or an inconsistent stack.
     ValueError
         From :func:`pickletools.genops`, for an unknown instruction or a truncated pickle.
+    _Refusal
+        For a cycle, too deep a graph or a reference bomb.
     """
+    sketch = _Sketch()
     stored = 0
+    root = None
     for opcode, arg, position in pickletools.genops(reader):
-        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            if arg > stored:
+        name = opcode.name
+        if name in _MEMO_PUTS or name == "MEMOIZE":
+            if name != "MEMOIZE" and arg > stored:
                 raise pickle.UnpicklingError(
                     f"memo index {arg} at byte {position} of the file, after only {stored} stored objects"
                 )
+            sketch.memo[arg if name != "MEMOIZE" else len(sketch.memo)] = sketch.top()
             stored += 1
-        elif opcode.name == "MEMOIZE":
-            stored += 1
+        elif name in _MEMO_GETS:
+            if arg not in sketch.memo:
+                raise pickle.UnpicklingError(f"memo index {arg} at byte {position} was never stored")
+            sketch.push_reference(sketch.memo[arg])
+        elif name == "STOP":
+            root = sketch.pop(1)[0]
+        else:
+            sketch.step(opcode, arg)
+    if root is None:
+        raise pickle.UnpicklingError("the pickle ends without its STOP instruction")
+    sketch.measure(root)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -466,15 +678,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
 # ---------------------------------------------------------------------------------------------
 
 
-def _resolve_dtype(pending, depth: int = 0) -> np.dtype:
+def _resolve_dtype(pending) -> np.dtype:
     """Make the data type a pickled ``numpy.dtype`` describes, once, and return it.
 
     Parameters
     ----------
     pending : _PendingDtype
         What the pickle's ``numpy.dtype(...)`` call and BUILD produced.
-    depth : int
-        How deeply this type sits inside structured or sub-array types.
 
     Returns
     -------
@@ -484,94 +694,55 @@ def _resolve_dtype(pending, depth: int = 0) -> np.dtype:
     Raises
     ------
     _Refusal
-        When the pickled flags or size disagree with what numpy gives that type, or the type
-        holds Python objects inside a structured or sub-array type.
+        When the pickled flags or size disagree with what numpy gives that type, or the state
+        describes a structured or sub-array type (Facemap never writes one).
     ValueError
         When the description is not one numpy writes.
     """
     if type(pending) is not _PendingDtype:
         raise ValueError(f"expected a numpy data type, got {_describe_object(pending)}")
-    if depth > _MAX_DEPTH:
-        raise _Refusal("numpy.dtype", "a data type nested more deeply than any real file holds")
     if pending.dtype is None:
-        pending.dtype = _dtype_from_state(pending.spec, pending.align, pending.state, depth)
+        pending.dtype = _dtype_from_state(pending.spec, pending.align, pending.state)
     return pending.dtype
 
 
-def _dtype_from_state(spec: str, align: bool, state, depth: int) -> np.dtype:
-    base = np.dtype(spec, align=align)
+def _dtype_from_state(spec: str, align: bool, state) -> np.dtype:
+    # The type string's kind was checked by _DtypeGuard (bool, integers, floats, complex, S, U, O).
+    dtype = np.dtype(spec, align=align)
     if state is None:
-        return base
+        return dtype
     # numpy has written state versions 3 (8 items) and 4 (9, the last metadata) since numpy 1.7.
     if type(state) is not tuple or len(state) not in (8, 9) or state[0] != len(state) - 5:
         raise ValueError("a data type state in a form numpy does not write")
     _, endian, subarray, names, fields, elsize, _, flags = state[:8]
+    if subarray is not None or names is not None or fields is not None:
+        raise _Refusal(
+            f"numpy.dtype({spec!r})",
+            "a structured or sub-array data type, which Facemap never writes; only bool, integer, float, complex, "
+            "bytes, str and object arrays load",
+        )
     if endian not in ("<", ">", "|", "=") or type(elsize) is not int or type(flags) is not int:
         raise ValueError("a data type state in a form numpy does not write")
-    if names is not None or fields is not None:
-        dtype = _structured_dtype(base, names, fields, elsize, flags, depth)
-    elif subarray is not None:
-        if base.kind != "V" or type(subarray) is not tuple or len(subarray) != 2:
-            raise ValueError("a sub-array data type in a form numpy does not write")
-        item, shape = _resolve_dtype(subarray[0], depth + 1), subarray[1]
-        if type(shape) is int:
-            shape = (shape,)
-        dtype = np.dtype((item, _check_shape(shape)))
-    else:
-        dtype = base
-        if state[0] == 4 and dtype.kind in "mM":
-            dtype = _with_datetime_unit(dtype, state[8])
-        if endian != "|":
-            dtype = dtype.newbyteorder(endian)
+    if endian != "|":
+        dtype = dtype.newbyteorder(endian)
     if (flags ^ dtype.flags) & _OBJECT_FLAGS or elsize not in (-1, dtype.itemsize):
         raise _Refusal(
             "numpy.dtype",
             f"a data type ({dtype}) whose stored flags or size are not what numpy gives that type, "
             "so numpy would misread the file's bytes, possibly as memory addresses",
         )
-    if dtype.hasobject and dtype.kind != "O":
-        raise _Refusal("numpy.dtype", f"a structured or sub-array data type with object fields ({dtype})")
     return dtype
-
-
-def _structured_dtype(base: np.dtype, names, fields, elsize: int, flags: int, depth: int) -> np.dtype:
-    # numpy never pickles a structured type without fields (that is plain 'V16'), and numpy 1.26
-    # divides by zero copying an array of one made with align=True.
-    if base.kind != "V" or type(names) is not tuple or not names or type(fields) is not dict:
-        raise ValueError("a structured data type in a form numpy does not write")
-    formats, offsets, titles = [], [], []
-    for name in names:
-        field = fields.get(name) if type(name) is str else None
-        if type(field) is not tuple or len(field) not in (2, 3) or type(field[1]) is not int:
-            raise ValueError("a structured data type in a form numpy does not write")
-        formats.append(_resolve_dtype(field[0], depth + 1))
-        offsets.append(field[1])
-        titles.append(field[2] if len(field) == 3 else None)
-        if type(titles[-1]) not in (str, type(None)):
-            raise ValueError("a structured data type in a form numpy does not write")
-    spec = {"names": list(names), "formats": formats, "offsets": offsets, "itemsize": elsize}
-    if any(title is not None for title in titles):
-        spec["titles"] = titles
-    return np.dtype(spec, align=bool(flags & _ALIGNED_STRUCT_FLAG))
-
-
-def _with_datetime_unit(dtype: np.dtype, metadata) -> np.dtype:
-    # State version 4 of a datetime type ends with (metadata, (unit, multiplier, 1, 1)).
-    if type(metadata) is not tuple or len(metadata) != 2 or type(metadata[1]) is not tuple or len(metadata[1]) != 4:
-        raise ValueError("a datetime data type in a form numpy does not write")
-    unit, count = metadata[1][:2]
-    if type(unit) is bytes:
-        unit = unit.decode("ascii")
-    if type(unit) is not str or not unit.isalpha() or type(count) is not int or count < 1:
-        raise ValueError("a datetime data type in a form numpy does not write")
-    if unit == "generic":
-        return dtype
-    return np.dtype(f"{dtype.char}8[{count if count > 1 else ''}{unit}]")
 
 
 def _check_shape(shape) -> tuple[int, ...]:
     if type(shape) is not tuple or not all(type(n) is int and n >= 0 for n in shape):
         raise ValueError(f"array shape must be a tuple of non-negative ints, not {shape!r}")
+    # Counting empty dimensions as 1: an array of no elements but dimensions of 2**40 is no data, and
+    # numpy fails (or allocates) on it later; no Facemap array comes near this many elements.
+    if len(shape) > _MAX_DIMENSIONS or math.prod(max(n, 1) for n in shape) > _MAX_ELEMENTS:
+        raise ValueError(
+            f"an array of shape {shape[:8]!r}{'...' if len(shape) > 8 else ''} is larger than any results file holds"
+        )
     return shape
 
 
@@ -759,10 +930,12 @@ def _read_header(f, path: Path) -> tuple[tuple[int, ...], np.dtype]:
             shape, _, dtype = _read_header_3_0(f)
         else:
             raise ValueError(f"NPY format version {version[0]}.{version[1]} is not one numpy writes")
-    except ValueError as error:
+    except (ValueError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError, tokenize.TokenError) as error:
+        # numpy parses the header's text with ast.literal_eval (SyntaxError) and, for old files,
+        # tokenize (TokenError); a damaged type description is a TypeError.
         raise ProcFileError(
-            f"'{path}' is not a readable .npy file ({error}). A Facemap results file is the '*_proc.npy' "
-            "Facemap writes; if it was cut short, run Facemap on the video again."
+            f"'{path}' is not a readable .npy file ({type(error).__name__}: {error}). A Facemap results file is the "
+            "'*_proc.npy' Facemap writes; if it was cut short, run Facemap on the video again."
         ) from error
     return shape, dtype
 
@@ -787,8 +960,10 @@ def load_proc_npy(path: str | os.PathLike) -> dict:
         When ``path`` does not exist.
     UnsafePickleError
         When the pickle asks for a global outside the allowlist, holds an object that is not
-        plain data, or describes a data type whose flags would make numpy misread memory.
-        Nothing the file names is called or imported.
+        plain data, describes a data type Facemap never writes or whose flags would make numpy
+        misread memory, or describes a graph that is cyclic, nested too deeply or expands to far
+        more than the file holds (a reference bomb). Nothing the file names is called or imported,
+        and the graph is measured before any object is built.
     ProcFileError
         When the file is not an ``.npy`` file, is truncated or corrupt, holds a plain
         (non-object) array, or holds something other than a dict.
@@ -819,7 +994,10 @@ def load_proc_npy(path: str | os.PathLike) -> dict:
             result = _RestrictedUnpickler(_BoundedReader(f, size), encoding="ASCII", fix_imports=True).load()
             result = _Cleaner().clean(result)
         except _Refusal as refusal:
-            message = f"Refusing to load '{path}': its pickle asks for '{refusal.refused}' ({refusal.reason}). "
+            if refusal.is_shape:
+                message = f"Refusing to load '{path}': its pickle holds {refusal.refused}: {refusal.reason}. "
+            else:
+                message = f"Refusing to load '{path}': its pickle asks for '{refusal.refused}' ({refusal.reason}). "
             if refusal.is_global:
                 message += "Unpickling it with np.load could run code on this computer. "
             raise UnsafePickleError(message + _FIX, path=str(path), refused=refusal.refused) from None

@@ -49,9 +49,10 @@ from ..params import FacemapParameters
 from ..results import FacemapResults, PupilSignals, Region, SVDComponents
 from .extension import FacemapRegions, FacemapRun, FacemapSVDSeries, FacemapTask
 
+from ..kinds import SIGNALS
+
 __all__ = ["SIGNALS", "add_facemap_results", "facemap_task_ids", "results_from_nwbfile", "task_suffix"]
 
-SIGNALS = ("motion_energy", "motion_svd", "movie_svd", "summary", "pupil", "blink", "running")
 TASK_NAME = "FacemapTask"
 SUMMARY_NAME = "FacemapSummaryImages"
 _SVD_PREFIX = {"motion": "MotionSVD_", "movie": "MovieSVD_"}

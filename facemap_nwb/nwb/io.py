@@ -11,7 +11,7 @@ from pathlib import Path
 from pynwb import NWBHDF5IO, NWBFile
 from pynwb.file import Subject
 
-from ..atomic import atomic_output
+from ..atomic import GuardedFile, atomic_output, check_output_path, output_error, write_error_in
 from ..video import VideoRecording
 from .recording import add_recording, read_recordings_from_nwbfile
 
@@ -118,28 +118,88 @@ def write_nwbfile(
 
     Parameters
     ----------
+    nwbfile : NWBFile
+        The file's contents.
+    path : path
+        The output; never replaced unless ``overwrite``.
+    overwrite : bool
+        Replace an existing output.
+    validate : bool
+        Validate the written file with pynwb before it takes its name.
     backend : {"hdf5", "zarr"}
         HDF5 file, or an NWB Zarr store (a folder; name it ``*.nwb.zarr``).
     configure : bool
         Chunk and compress datasets with neuroconv's default backend configuration.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    OutputError
+        The output cannot be written (a full disk, a read-only or missing folder, ...): one message naming
+        ``path``, the OS error and the fix. Nothing is left behind, and HDF5 is left in a sound state.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be 'hdf5' or 'zarr', not {backend!r}.")
-    path = Path(path)
+    path = check_output_path(path, overwrite=overwrite)
     if configure:
         _configure(nwbfile, backend)
     with atomic_output(path, overwrite=overwrite) as temporary:
         if backend == "zarr":
-            from hdmf_zarr.nwb import NWBZarrIO
-
-            with NWBZarrIO(str(temporary), mode="w") as io:
-                io.write(nwbfile)
+            _write_zarr(nwbfile, temporary, path)
         else:
-            with NWBHDF5IO(str(temporary), mode="w") as io:
-                io.write(nwbfile)
+            _write_hdf5(nwbfile, temporary, path)
         if validate:
             validate_nwb(temporary)
     return path
+
+
+def _write_hdf5(nwbfile: NWBFile, temporary: Path, path: Path) -> None:
+    """Write an HDF5 NWB file through a :class:`GuardedFile`, so that HDF5 never sees a failed write.
+
+    A failed write (or flush, or close) leaves HDF5 with ids of freed objects, and the interpreter then
+    crashes at exit; through the guard HDF5 finishes and closes the file once, cleanly, and the error is
+    raised afterwards as an :class:`OutputError` naming ``path``.
+    """
+    import h5py
+
+    try:  # the raw-data chunk cache hdmf gives the files it opens itself
+        from hdmf.backends.hdf5.h5tools import RDCC_NBYTES as chunk_cache
+    except ImportError:
+        chunk_cache = 32 * 2**20
+
+    target = GuardedFile(temporary)
+    try:
+        with h5py.File(target, "w", rdcc_nbytes=chunk_cache) as h5file:
+            with NWBHDF5IO(str(temporary), mode="w", file=h5file) as io:
+                io.write(nwbfile)
+    except Exception as err:
+        target.close()
+        failed = target.error or write_error_in(err, temporary)
+        if failed is not None:
+            raise output_error(path, failed) from err
+        raise
+    finally:
+        target.close()  # once: closing again does nothing
+    if target.error is not None:
+        raise output_error(path, target.error) from target.error
+
+
+def _write_zarr(nwbfile: NWBFile, temporary: Path, path: Path) -> None:
+    """Write an NWB Zarr store; write errors (which hdmf-zarr wraps) are raised as an :class:`OutputError`."""
+    from hdmf_zarr.nwb import NWBZarrIO
+
+    try:
+        with NWBZarrIO(str(temporary), mode="w") as io:
+            io.write(nwbfile)
+    except Exception as err:
+        failed = write_error_in(err, temporary)
+        if failed is not None:
+            raise output_error(path, failed) from err
+        raise
 
 
 def write_recordings_nwb(
@@ -185,10 +245,11 @@ def write_recordings_nwb(
 def read_recordings(path: str | os.PathLike) -> list[VideoRecording]:
     """The camera recordings stored in an NWB file (video paths resolved against its folder)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"NWB file not found: '{path}'.")
-    with _open_io(path) as io:
-        return read_recordings_from_nwbfile(io.read(), nwb_dir=path.parent)
+    io = _open_for_reading(path)
+    try:
+        return read_recordings_from_nwbfile(_read(io, path), nwb_dir=path.parent)
+    finally:
+        io.close()
 
 
 def _open_io(path: Path, mode: str = "r"):
@@ -197,6 +258,31 @@ def _open_io(path: Path, mode: str = "r"):
 
         return NWBZarrIO(str(path), mode=mode, load_namespaces=True)
     return NWBHDF5IO(str(path), mode=mode, load_namespaces=True)
+
+
+def _not_nwb(path: Path, err: BaseException) -> ValueError:
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return ValueError(
+        f"'{path}' is not a readable NWB file ({reason}). Give an .nwb file (or .nwb.zarr folder) that facemap-nwb "
+        "or another NWB writer made."
+    )
+
+
+def _open_for_reading(path: Path):
+    """Open an NWB file (HDF5 or Zarr) to read; whatever the file is, a failure is one ValueError naming it."""
+    if not path.exists():
+        raise FileNotFoundError(f"NWB file not found: '{path}'.")
+    try:
+        return _open_io(path)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:  # h5py, hdmf and zarr report these
+        raise _not_nwb(path, err) from None
+
+
+def _read(io, path: Path):
+    try:
+        return io.read()
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
+        raise _not_nwb(path, err) from None
 
 
 def read_facemap_nwb(path: str | os.PathLike, *, task_id: str | None = None, lazy: bool = False):
@@ -211,11 +297,13 @@ def read_facemap_nwb(path: str | os.PathLike, *, task_id: str | None = None, laz
     from .facemap import results_from_nwbfile
 
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"NWB file not found: '{path}'.")
-    io = _open_io(path)
+    io = _open_for_reading(path)
     try:
-        results = results_from_nwbfile(io.read(), task_id=task_id, lazy=lazy)
+        results = results_from_nwbfile(_read(io, path), task_id=task_id, lazy=lazy)
+    except ValueError as err:
+        io.close()
+        message = str(err)
+        raise ValueError(message if str(path) in message else f"'{path}': {message}") from None
     except BaseException:
         io.close()
         raise
@@ -231,10 +319,11 @@ def read_facemap_task_ids(path: str | os.PathLike) -> list[str]:
     from .facemap import facemap_task_ids
 
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"NWB file not found: '{path}'.")
-    with _open_io(path) as io:
-        return facemap_task_ids(io.read())
+    io = _open_for_reading(path)
+    try:
+        return facemap_task_ids(_read(io, path))
+    finally:
+        io.close()
 
 
 def read_identifier(path: str | os.PathLike) -> str | None:
