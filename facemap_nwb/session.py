@@ -133,8 +133,8 @@ def run_session(
 
     if not (force or overwrite) and _stamped(spec):  # up to date: nothing to redo but a missing summary
         return SessionResult(spec.nwb_path, [plot(t, False) for t in spec.tasks], folders, ids, ids)
-    nwb_path = check_output_path(spec.nwb_path, overwrite=overwrite)
     check_writable_folder(spec.paths.processed_root, what="processed folder")  # caches and stamps
+    nwb_path = check_output_path(spec.nwb_path, overwrite=overwrite)
     # The native engine decodes every frame, which checks the count: count packets here (one decode, not
     # two). Load mode has no decode of its own, so the probe decodes to check the count.
     # Facemap's engine reads frames with OpenCV, which never says a file is damaged: decode those too.

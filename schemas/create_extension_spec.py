@@ -2,7 +2,8 @@
 
     python schemas/create_extension_spec.py [OUTPUT_DIR]
 
-writes ``ndx-facemap.namespace.yaml`` and ``ndx-facemap.extensions.yaml`` beside this script.
+writes ``ndx-facemap.namespace.yaml`` and ``ndx-facemap.extensions.yaml`` beside this script, and copies
+them into the ndx-facemap distribution (``ndx-facemap/src/ndx_facemap/spec/``), which ships them in its wheel.
 Core NWB types are used wherever one fits (motion energy, pupil, blink and running are core
 ``TimeSeries`` in ``BehavioralTimeSeries`` / ``PupilTracking`` / ``EyeTracking``; average frames are
 ``GrayscaleImage`` in ``Images``); the extension adds only what has no core type: the processing
@@ -11,6 +12,7 @@ task with its run, the regions table, and the SVD series.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from pynwb.spec import (
@@ -26,6 +28,9 @@ from pynwb.spec import (
 NAME = "ndx-facemap"
 VERSION = "0.1.0"
 HERE = Path(__file__).resolve().parent
+# The ndx-facemap distribution ships a copy of the spec inside its package; schemas/ stays the spec's home.
+PACKAGE_SPEC = HERE.parent / "ndx-facemap" / "src" / "ndx_facemap" / "spec"
+FILES = (f"{NAME}.namespace.yaml", f"{NAME}.extensions.yaml")
 
 
 def _attr(name: str, dtype, doc: str, **kwargs) -> NWBAttributeSpec:
@@ -187,6 +192,9 @@ def main(output_dir: str | Path = HERE) -> None:
     builder.include_namespace("core")
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     export_spec(builder, [regions_table(), run_group(), task_group(), svd_series()], str(output_dir))
+    if Path(output_dir).resolve() == HERE and PACKAGE_SPEC.is_dir():  # keep the distribution's copy in step
+        for name in FILES:
+            shutil.copyfile(HERE / name, PACKAGE_SPEC / name)
 
 
 if __name__ == "__main__":

@@ -90,14 +90,14 @@ def test_every_parameter_and_roi_equals_its_input(lp_facemap, lp_nwb, kind):
     got = results.parameters
     assert (got.spatial_bin, got.motion_svd, got.movie_svd, got.multivideo_svd) == (4, True, True, True)
     assert len(got.rois) == len(given.rois)
-    for a, b in zip(got.rois, given.rois):
+    for a, b in zip(got.rois, given.rois, strict=True):
         assert (a.type, a.x, a.y, a.width, a.height, a.video) == (b.type, b.x, b.y, b.width, b.height, b.video)
         assert (a.saturation, a.pupil_sigma) == (b.saturation, b.pupil_sigma)
         assert_array_equal(a.mask, b.mask, err_msg=f"ellipse of {b.name}")
     proc = trusted_proc(lp_facemap["npy"])
     motion_rois = [r for r in proc["rois"] if r["rind"] == 1]
     motion_regions = [r for r in results.regions if r.type == "motion"]
-    for raw, region in zip(motion_rois, motion_regions):
+    for raw, region in zip(motion_rois, motion_regions, strict=True):
         assert region.y_bin_range == (raw["yrange_bin"][0], raw["yrange_bin"][-1] + 1)
         assert region.x_bin_range == (raw["xrange_bin"][0], raw["xrange_bin"][-1] + 1)
     assert results.engine == "facemap" and results.source_file == f"lp_test_vid_proc.{kind}"
@@ -169,5 +169,9 @@ def test_spec_is_generated_and_valid(tmp_path):
     for name in ("ndx-facemap.namespace.yaml", "ndx-facemap.extensions.yaml"):
         validate_spec(REPO / "schemas" / name, schema)
     subprocess.run([sys.executable, str(REPO / "schemas" / "create_extension_spec.py"), str(tmp_path)], check=True)
+    packaged = REPO / "ndx-facemap" / "src" / "ndx_facemap" / "spec"
     for name in ("ndx-facemap.namespace.yaml", "ndx-facemap.extensions.yaml"):
         assert (tmp_path / name).read_text() == (REPO / "schemas" / name).read_text(), f"{name} was edited by hand"
+        assert (packaged / name).read_text() == (REPO / "schemas" / name).read_text(), (
+            f"the ndx-facemap distribution's copy of {name} is stale: run python schemas/create_extension_spec.py"
+        )
