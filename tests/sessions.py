@@ -79,3 +79,21 @@ def make_sessions(folder, count: int, broken: int | None = None, kinds=None) -> 
 
 def nwb_files(folder, suffix: str = ".nwb"):
     return sorted((folder / "processed").rglob(f"sub-*_behavior+image{suffix}"))
+
+
+def one_camera_spec(files: list[str], tasks: list[dict]) -> dict:
+    """A session spec of subject m1, session day1, one camera (``FaceCamera``) and the given tasks, with the
+    root folder ``raw`` and the processed folder ``processed`` beside the spec."""
+    return {
+        "subject": {"subject_id": "m1", "species": "Mus musculus", "sex": "F", "age": "P60D"},
+        "session": {
+            "session_id": "day1",
+            "session_start_time": "2023-03-04T05:06:07+00:00",
+            "session_description": "Face camera.",
+            "lab": "Lab",
+            "institution": "Institute",
+        },
+        "paths": {"roots": ["raw"], "processed": "processed"},
+        "recordings": [{"name": "FaceCamera", "files": list(files)}],
+        "tasks": tasks,
+    }

@@ -14,6 +14,7 @@ from facemap_nwb.synthetic import make_face_video
 
 from .adversarial import refuse
 from .conftest import CREATION
+from .sessions import one_camera_spec
 
 START = ["--session-start", "2024-01-01T00:00:00+00:00"]
 GOOD_ROI = {"type": "motion", "name": "whiskers", "x": 10, "y": 10, "width": 20, "height": 20}
@@ -264,19 +265,7 @@ def session(tmp_path):
     make_face_video(raw / "m1" / "face.mp4", n_frames=12, creation_time=CREATION)
     make_face_video(raw / "m1" / "face2.mp4", n_frames=12, first_frame=12)
     (tmp_path / "params.yaml").write_text("spatial_bin: 4\nn_components: 5\n")
-    spec = {
-        "subject": {"subject_id": "m1", "species": "Mus musculus", "sex": "F", "age": "P60D"},
-        "session": {
-            "session_id": "day1",
-            "session_start_time": "2023-03-04T05:06:07+00:00",
-            "session_description": "Face camera.",
-            "lab": "Lab",
-            "institution": "Institute",
-        },
-        "paths": {"roots": ["raw"], "processed": "processed"},
-        "recordings": [{"name": "FaceCamera", "files": ["m1/face.mp4"]}],
-        "tasks": [{"task_id": 0, "mode": "trigger", "parameter_file": "params.yaml"}],
-    }
+    spec = one_camera_spec(["m1/face.mp4"], [{"task_id": 0, "mode": "trigger", "parameter_file": "params.yaml"}])
     return tmp_path, spec
 
 

@@ -68,17 +68,45 @@ def test_demo_console_script(tmp_path):
         [sys.executable, "-m", "facemap_nwb", "demo", "--output-dir", str(tmp_path)], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert "pynwb validation: passed" in run.stdout
-    assert "0 critical or violations" in run.stdout
+    import numpy as np
+    from pynwb import NWBHDF5IO, validate
+
+    from facemap_nwb.nwb.io import read_facemap_nwb
+    from facemap_nwb.synthetic import BLINK_LENGTH, BLINK_PERIOD, default_creation_time, face_frame
+
+    from .conftest import opencv_gray_frames
+    from .test_recording_nwb import serious_inspector_messages
+
     nwb = tmp_path / "sub-demo_ses-demo_behavior+image.nwb"
+    # The demo prints "pynwb validation: passed" whatever happened: validate and inspect the file here.
+    errors = validate(path=str(nwb))
+    assert list(errors[0] if isinstance(errors, tuple) else errors) == [], "pynwb's validator finds errors"
+    assert serious_inspector_messages(nwb) == []
+    # The two videos are the synthetic face movie (two files of 150 frames, 160 x 120, 30 frames/s) ...
+    for index in (1, 2):
+        assert f"made face_part{index}.mp4: 150 frames, 160x120, 30 frames/s" in run.stdout, run.stdout
+        frames = opencv_gray_frames(tmp_path / f"face_part{index}.mp4")
+        assert frames.shape == (150, 120, 160), f"face_part{index}.mp4 as OpenCV decodes it"
+        first = face_frame(150 * (index - 1)).astype(float)
+        error = np.abs(frames[0].astype(float) - first).mean()
+        assert error < 4.0, f"face_part{index}.mp4 does not start with frame {150 * (index - 1)} ({error:.1f} levels)"
+    # ... and the file says so, read back with plain pynwb.
+    with NWBHDF5IO(str(nwb), "r", load_namespaces=True) as io:
+        file = io.read()
+        camera = file.acquisition["FaceCamera"]
+        assert list(camera.external_file[:]) == ["face_part1.mp4", "face_part2.mp4"]
+        assert list(camera.starting_frame[:]) == [0, 150]
+        assert (camera.format, camera.rate, camera.starting_time) == ("external", 30.0, 0.0)
+        assert list(camera.dimension[:]) == [160, 120]
+        assert file.session_start_time == default_creation_time(), "the first video's creation time"
+        assert file.subject.subject_id == "demo"
+        energy = file.processing["behavior"]["MotionEnergy"]
+        assert sorted(energy.time_series) == ["full_frame", "whiskers"]
+        for series in energy.time_series.values():
+            assert (series.data.shape, series.rate, series.starting_time) == ((300,), 30.0, 0.0)
     (recording,) = read_recordings(nwb)
     assert recording.frame_counts == [150, 150]
     # The facial signals follow the synthetic face's known dynamics (facemap_nwb.synthetic).
-    import numpy as np
-
-    from facemap_nwb.nwb.io import read_facemap_nwb
-    from facemap_nwb.synthetic import BLINK_LENGTH, BLINK_PERIOD
-
     results = read_facemap_nwb(nwb)
     t = np.arange(300)
     open_eye = ~((t % BLINK_PERIOD < BLINK_LENGTH) & (t >= BLINK_PERIOD))
@@ -89,6 +117,7 @@ def test_demo_console_script(tmp_path):
     assert blink[~open_eye].max() < 0.2 * np.median(blink[open_eye]), "blinks do not show in the blink trace"
     assert {r.name for r in results.regions} == {"full_frame", "whiskers", "pupil", "eyelid", "wheel"}
     assert results.engine == "facemap_nwb.native" and len(results.motion_svd) == len(results.movie_svd) == 2
+    assert [s.n_components for s in results.motion_svd] == [50, 50], "the demo's n_components"
     again = subprocess.run(
         [sys.executable, "-m", "facemap_nwb", "demo", "-o", str(tmp_path)], capture_output=True, text=True
     )

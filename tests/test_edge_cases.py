@@ -31,7 +31,7 @@ def test_streamed_segments_equal_cached_ones(long_video, starts, length):
     cached = [(s, f[0].copy()) for s, f in FrameSource([recording]).segments(starts, length)]
     streamed = [(s, f[0].copy()) for s, f in FrameSource([recording], memory_budget=0).segments(starts, length)]
     assert [s for s, _ in streamed] == [s for s, _ in cached] == starts
-    for (start, a), (_, b) in zip(cached, streamed):
+    for (start, a), (_, b) in zip(cached, streamed, strict=True):
         assert_array_equal(b, a, err_msg=f"segment starting at {start}")
 
 
@@ -44,13 +44,28 @@ def test_streamed_and_cached_engine_agree_on_2000_frames(long_video):
 
 
 def test_prefetch_closes_at_once():
-    import time
+    """Closing the consumer stops the producer: its thread has ended when close() returns (close() waits
+    for it with a timeout, so a producer that ignored the stop would still be running), and it read no
+    further than the queue's depth ahead."""
+    import itertools
+    import threading
 
-    items = _prefetch(iter(range(5)))
-    next(items)
-    start = time.perf_counter()
+    pulled = []
+
+    def endless():
+        for i in itertools.count():
+            pulled.append(i)
+            yield i
+
+    before = set(threading.enumerate())
+    items = _prefetch(endless())
+    assert next(items) == 0
+    (thread,) = [t for t in threading.enumerate() if t not in before and t.name == "facemap-nwb-decode"]
     items.close()
-    assert time.perf_counter() - start < 1.0
+    assert not thread.is_alive(), "the producer thread runs on after close()"
+    read = len(pulled)
+    # One item consumed, one in the queue (depth 1), at most one more waiting to be put.
+    assert 1 <= read <= 3, f"the producer read {read} items for one consumed"
 
 
 def test_motion_roi_at_the_right_edge(face_video):

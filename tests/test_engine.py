@@ -34,12 +34,12 @@ def assert_parity(ours, theirs):
     assert np.abs(ours.average_motion - theirs.average_motion).max() <= 1.0, "average motion"
     for kind in ("motion", "movie"):
         assert [s.region for s in ours.svds(kind)] == [s.region for s in theirs.svds(kind)]
-        for a, b in zip(theirs.svds(kind), ours.svds(kind)):
+        for a, b in zip(theirs.svds(kind), ours.svds(kind), strict=True):
             for c in range(min(10, a.n_components)):
                 what = f"{kind} SVD component {c} of {names[a.region]}"
                 assert abs(_r(a.projections[:, c], b.projections[:, c])) >= 0.99, f"{what}: projection"
                 assert abs(_r(a.masks[c], b.masks[c])) >= 0.99, f"{what}: mask"
-    for a, b in zip(theirs.pupils, ours.pupils):
+    for a, b in zip(theirs.pupils, ours.pupils, strict=True):
         assert _r(a.area, b.area) >= 0.99, "pupil area"
         for axis in (0, 1):
             assert _r(a.center[:, axis], b.center[:, axis]) >= 0.99, f"pupil centre axis {axis}"
@@ -160,7 +160,7 @@ def test_streaming_equals_one_decode(face_video):
     cached = run_native([recording], DEMO_PARAMETERS, progress=False, timings=timings_cached)
     streamed = run_native([recording], DEMO_PARAMETERS, progress=False, memory_budget=0, timings=timings_streamed)
     assert timings_cached["decodes"] == 1 and timings_streamed["decodes"] > 1
-    for a, b in zip(cached.motion_svd + cached.movie_svd, streamed.motion_svd + streamed.movie_svd):
+    for a, b in zip(cached.motion_svd + cached.movie_svd, streamed.motion_svd + streamed.movie_svd, strict=True):
         assert_allclose(a.projections, b.projections, rtol=1e-4, atol=1e-2)
     for region in cached.motion_energy:
         assert_allclose(cached.motion_energy[region], streamed.motion_energy[region], rtol=1e-5)

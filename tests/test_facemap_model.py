@@ -143,7 +143,7 @@ def test_singular_values_never_on_the_wrong_region(proc_file, video, tmp_path):
 def test_one_segment_singular_values_from_mask_norms(proc_file, video, tmp_path):
     proc = hand_built_proc(multi_segment=False)
     back = load_facemap_results(proc_file(multi_segment=False))
-    for svd, slot in zip(back.motion_svd, (0, 1, 2)):
+    for svd, slot in zip(back.motion_svd, (0, 1, 2), strict=True):
         assert svd.singular_values_source == "mask_norms"
         m = proc["motMask"][slot].astype(np.float64)
         assert_allclose(svd.singular_values, np.sqrt((m**2).sum(axis=0)), rtol=1e-6)
@@ -177,16 +177,188 @@ def test_frame_rate_is_a_float(proc_file, face_video, tmp_path):
         assert_allclose(nwb.processing["behavior"]["MotionEnergy"]["full_frame"].rate, 30000 / 1001, rtol=1e-12)
 
 
+# Region rows and Facemap's SVD slots of hand_built_proc(): the full frame, then its ROIs in order.
+REGION_NAMES = ["full_frame", "motion0", "pupil0", "blink0", "running0", "motion1"]
+REGION_TYPES = ["full_frame", "motion", "pupil", "blink", "running", "motion"]
+SVD_SLOTS = {0: 0, 1: 1, 2: 5}  # Facemap's slot j (motion, motSVD, movSVD) -> region row
+
+
+def _projection_norms(projections) -> np.ndarray:
+    return np.sqrt((np.asarray(projections, np.float64) ** 2).sum(axis=0))
+
+
+def _expected_contents(proc: dict) -> dict:
+    """What /processing/behavior must hold, from the hand-built dict and the ndx-facemap spec alone."""
+    out = {}
+    for slot, region in SVD_SLOTS.items():
+        name = REGION_NAMES[region]
+        out[f"MotionEnergy/{name}/data"] = proc["motion"][slot]
+        for kind, key in (("Motion", "mot"), ("Movie", "mov")):
+            out[f"{kind}SVD_{name}/data"] = proc[f"{key}SVD"][slot]
+            out[f"{kind}SVD_{name}/masks"] = np.moveaxis(proc[f"{key}Mask_reshape"][slot], -1, 0)  # component first
+    pupil = proc["pupil"][0]
+    for field, key in (("area", "area"), ("area_smooth", "area_smooth"), ("axes_length", "axlen")):
+        out[f"PupilTracking/pupil0_{field}/data"] = pupil[key]
+    out["PupilTracking/pupil0_axes_direction/data"] = pupil["axdir"]
+    out["EyeTracking/pupil0_center/data"] = pupil["com"]
+    out["EyeTracking/pupil0_center_smooth/data"] = pupil["com_smooth"]
+    out["Blink/blink0/data"] = proc["blink"][0]
+    out["Running/running0/data"] = proc["running"][0]
+    out["FacemapSummaryImages/average_frame"] = proc["avgframe_reshape"]
+    out["FacemapSummaryImages/average_motion"] = proc["avgmotion_reshape"]
+    return out
+
+
+def _expected_regions(proc: dict) -> dict:
+    """The regions table: pixel ranges from each ROI's yrange/xrange, bins from yrange_bin/xrange_bin (-1 where
+    there is no SVD), saturation of pupil and blink ROIs and the pupil's sigma (NaN otherwise), as the spec says."""
+    rois = proc["rois"]
+    height, width, bins_y, bins_x = proc["Ly"][0], proc["Lx"][0], proc["LYbin"], proc["LXbin"]
+    columns = {
+        "roi_name": REGION_NAMES,
+        "roi_type": REGION_TYPES,
+        "roi_number": [-1, *range(len(rois))],
+        "camera_view": [0] * (len(rois) + 1),
+        "y_start": [0] + [r["yrange"][0] for r in rois],
+        "y_stop": [height] + [r["yrange"][-1] + 1 for r in rois],
+        "x_start": [0] + [r["xrange"][0] for r in rois],
+        "x_stop": [width] + [r["xrange"][-1] + 1 for r in rois],
+        "y_bin_start": [0] + [r["yrange_bin"][0] if "yrange_bin" in r else -1 for r in rois],
+        "y_bin_stop": [bins_y] + [r["yrange_bin"][-1] + 1 if "yrange_bin" in r else -1 for r in rois],
+        "x_bin_start": [0] + [r["xrange_bin"][0] if "xrange_bin" in r else -1 for r in rois],
+        "x_bin_stop": [bins_x] + [r["xrange_bin"][-1] + 1 if "xrange_bin" in r else -1 for r in rois],
+    }
+    kinds = REGION_TYPES[1:]
+    columns["saturation"] = [np.nan] + [
+        r["saturation"] if k in ("pupil", "blink") else np.nan for r, k in zip(rois, kinds, strict=True)
+    ]
+    columns["pupil_sigma"] = [np.nan] + [
+        r["pupil_sigma"] if k == "pupil" else np.nan for r, k in zip(rois, kinds, strict=True)
+    ]
+    return {f"FacemapTask/regions/{name}": np.array(values) for name, values in columns.items()}
+
+
+def _stored(path, backend: str) -> tuple[dict, dict]:
+    """Every dataset under /processing/behavior and the ``rate`` of every series, read with h5py or zarr
+    directly (neither pynwb nor this package's reader)."""
+    arrays, rates = {}, {}
+
+    def keep(name, read, attrs):
+        if name.endswith("/starting_time"):
+            rates[name.rsplit("/", 1)[0]] = float(attrs["rate"])
+        else:
+            arrays[name] = read()
+
+    if backend == "hdf5":
+        import h5py
+
+        with h5py.File(path, "r") as f:
+
+            def visit(name, item):
+                if isinstance(item, h5py.Dataset):
+                    text = h5py.check_string_dtype(item.dtype) is not None
+                    keep(name, lambda: item.asstr()[()] if text else item[()], item.attrs)
+
+            f["processing/behavior"].visititems(visit)
+    else:
+        import zarr
+
+        def walk(group, prefix):
+            for name, item in group.items():
+                if isinstance(item, zarr.Array):
+                    keep(prefix + name, lambda: item[...], item.attrs)
+                else:
+                    walk(item, f"{prefix}{name}/")
+
+        walk(zarr.open_group(str(path), mode="r")["processing/behavior"], "")
+    return arrays, rates
+
+
+def _assert_stored_equals_proc(path, backend, proc):
+    arrays, rates = _stored(path, backend)
+    for name, expected in _expected_contents(proc).items():
+        assert name in arrays, f"{name} is missing from the {backend} file"
+        assert_array_equal(arrays[name], expected, err_msg=name, strict=True)  # values, shape and dtype
+    for slot, region in SVD_SLOTS.items():
+        for kind, key in (("Motion", "mot"), ("Movie", "mov")):
+            name = f"{kind}SVD_{REGION_NAMES[region]}/singular_values"
+            # Facemap's motSv/movSv belong to the last region of its loop (slot 2); for the others the
+            # singular values are the projections' norms.
+            expected = proc[f"{key}Sv"] if slot == 2 else _projection_norms(proc[f"{key}SVD"][slot])
+            assert_allclose(arrays[name], expected, rtol=1e-6, err_msg=name)
+    series = {n.split("/")[0] for n in arrays if "SVD_" in n}
+    assert series == {f"{k}SVD_{REGION_NAMES[r]}" for k in ("Motion", "Movie") for r in SVD_SLOTS.values()}
+    for slot, region in SVD_SLOTS.items():
+        for kind in ("Motion", "Movie"):
+            assert_array_equal(arrays[f"{kind}SVD_{REGION_NAMES[region]}/region"], [region], err_msg="region row")
+    for name, expected in _expected_regions(proc).items():
+        assert_array_equal(arrays[name], expected, err_msg=name)
+    assert rates and set(rates.values()) == {30.0}, f"series rates {rates}: the video's rate is 30 frames/s"
+
+
+def _validation_errors(path, backend: str) -> list:
+    """pynwb's validator on the file (a Zarr store through hdmf-zarr's reader)."""
+    from pynwb import validate
+
+    if backend == "zarr":
+        from hdmf_zarr.nwb import NWBZarrIO
+
+        with NWBZarrIO(str(path), mode="r", load_namespaces=True) as io:
+            errors = validate(io=io)
+    else:
+        errors = validate(path=str(path))
+    return list(errors[0] if isinstance(errors, tuple) else errors)
+
+
+def _assert_results_equal_proc(back, proc):
+    """What this package's reader gives back, against the hand-built dict."""
+    regions = _expected_regions(proc)
+    assert [r.name for r in back.regions] == REGION_NAMES and [r.type for r in back.regions] == REGION_TYPES
+    for i, region in enumerate(back.regions):
+        y = (regions["FacemapTask/regions/y_start"][i], regions["FacemapTask/regions/y_stop"][i])
+        x = (regions["FacemapTask/regions/x_start"][i], regions["FacemapTask/regions/x_stop"][i])
+        assert (region.y_range, region.x_range) == (y, x), f"pixel ranges of {region.name}"
+    assert back.frame_count == T and back.frame_rate == 30.0  # the video's rate
+    assert sorted(back.motion_energy) == sorted(SVD_SLOTS.values())
+    assert len(back.motion_svd) == len(back.movie_svd) == len(SVD_SLOTS)
+    for slot, region in SVD_SLOTS.items():
+        assert_array_equal(back.motion_energy[region][:], proc["motion"][slot], err_msg=f"motion energy, slot {slot}")
+        for kind, key in (("motion", "mot"), ("movie", "mov")):
+            (svd,) = [s for s in back.svds(kind) if s.region == region]
+            what = f"{kind} SVD of slot {slot}"
+            assert_array_equal(svd.projections[:], proc[f"{key}SVD"][slot], err_msg=f"{what}: projections")
+            masks = np.moveaxis(proc[f"{key}Mask_reshape"][slot], -1, 0)
+            assert_array_equal(svd.masks[:], masks, err_msg=f"{what}: masks")
+            expected = proc[f"{key}Sv"] if slot == 2 else _projection_norms(proc[f"{key}SVD"][slot])
+            assert_allclose(svd.singular_values[:], expected, rtol=1e-6, err_msg=f"{what}: singular values")
+    (pupil,) = back.pupils
+    assert pupil.region == 2
+    fields = (("area", "area"), ("area_smooth", "area_smooth"), ("center", "com"), ("center_smooth", "com_smooth"))
+    for field, key in (*fields, ("axes_length", "axlen"), ("axes_direction", "axdir")):
+        assert_array_equal(getattr(pupil, field)[:], proc["pupil"][0][key], err_msg=f"pupil {field}")
+    assert list(back.blinks) == [3] and list(back.running) == [4]
+    assert_array_equal(back.blinks[3][:], proc["blink"][0], err_msg="blink")
+    assert_array_equal(back.running[4][:], proc["running"][0], err_msg="running")
+    assert_array_equal(back.average_frame[:], proc["avgframe_reshape"], err_msg="average frame")
+    assert_array_equal(back.average_motion[:], proc["avgmotion_reshape"], err_msg="average motion")
+
+
 @pytest.mark.parametrize("backend", ["hdf5", "zarr"])
 def test_round_trip_both_backends(proc_file, video, tmp_path, backend):
+    """On both backends the file holds the written results field by field (read with h5py or zarr
+    themselves), passes pynwb's validator, and the lazy reader gives the same values back."""
     proc = hand_built_proc()
     name = "rt.nwb" if backend == "hdf5" else "rt.nwb.zarr"
     out = convert_facemap_output(proc_file(), [video], tmp_path / name, metadata=METADATA, backend=backend)
+    import h5py
+
+    assert out.is_dir() == (backend == "zarr") and h5py.is_hdf5(out) == (backend == "hdf5")
+    _assert_stored_equals_proc(out, backend, proc)
+    assert _validation_errors(out, backend) == []
+    if backend == "hdf5":  # nwbinspector reads HDF5 files only
+        assert serious_inspector_messages(out) == []
     with read_facemap_nwb(out, lazy=True) as back:
-        assert_array_equal(back.motion_svd[0].projections[:], proc["motSVD"][0])
-        assert_array_equal(back.pupils[0].center_smooth[:], proc["pupil"][0]["com_smooth"])
-        assert_array_equal(back.running[4][:], proc["running"][0])
-    assert serious_inspector_messages(out) == [] if backend == "hdf5" else True
+        _assert_results_equal_proc(back, proc)
 
 
 def test_signal_selection_and_components(proc_file, video, tmp_path):

@@ -11,6 +11,7 @@ from facemap_nwb.synthetic import make_face_video
 
 from .conftest import CREATION
 from .limits import run_limited
+from .sessions import one_camera_spec
 
 CPU_SECONDS, PEAK_MB = 5, 500
 START = ["--session-start", "2024-01-01T00:00:00+00:00"]
@@ -88,19 +89,7 @@ def _spec(folder, tasks) -> dict:
     raw = folder / "raw"
     raw.mkdir()
     make_face_video(raw / "face.mp4", n_frames=10, creation_time=CREATION)
-    return {
-        "subject": {"subject_id": "m1", "species": "Mus musculus", "sex": "F", "age": "P60D"},
-        "session": {
-            "session_id": "day1",
-            "session_start_time": "2023-03-04T05:06:07+00:00",
-            "session_description": "Bombs.",
-            "lab": "Lab",
-            "institution": "Institute",
-        },
-        "paths": {"roots": ["raw"], "processed": "processed"},
-        "recordings": [{"name": "FaceCamera", "files": ["face.mp4"]}],
-        "tasks": tasks,
-    }
+    return one_camera_spec(["face.mp4"], tasks)
 
 
 @pytest.mark.parametrize("where", ["spec_parameters", "roi_file", "spec_keywords"])

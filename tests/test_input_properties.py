@@ -16,6 +16,10 @@ from hypothesis import strategies as st  # noqa: E402
 from facemap_nwb.inputs import InputError, read_user_file  # noqa: E402
 from facemap_nwb.params import FacemapParameters  # noqa: E402
 
+from .sessions import one_camera_spec  # noqa: E402
+
+GOOD_ROI = {"type": "motion", "x": 1, "y": 1, "width": 5, "height": 5}
+
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(
@@ -135,20 +139,10 @@ def _mutations(document):
     return mutate()
 
 
-GOOD_SPEC = {
-    "subject": {"subject_id": "m1", "species": "Mus musculus", "sex": "F", "age": "P60D"},
-    "session": {
-        "session_id": "day1",
-        "session_start_time": "2023-03-04T05:06:07+00:00",
-        "session_description": "Face camera.",
-        "lab": "Lab",
-        "institution": "Institute",
-    },
-    "paths": {"roots": ["raw"], "processed": "processed"},
-    "recordings": [{"name": "FaceCamera", "files": ["face.mp4"]}],
-    "tasks": [{"task_id": 0, "mode": "trigger", "parameters": {"spatial_bin": 4, "rois": [dict(
-        type="motion", x=1, y=1, width=5, height=5)]}}],
-}  # fmt: skip
+GOOD_SPEC = one_camera_spec(
+    ["face.mp4"],
+    [{"task_id": 0, "mode": "trigger", "parameters": {"spatial_bin": 4, "rois": [GOOD_ROI]}}],
+)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 Each bomb is loaded with :func:`facemap_nwb.loaders.facemap.load_facemap_results` (the safe loader,
 then the arrays the results model makes) in a fresh interpreter under resource limits: its address
 space may grow by 500 MB over what the imports take and its CPU time by 5 s. The refusal must be
-the loader's own (a ``ValueError`` naming the file and the reason), within 5 s, without the memory
-limit being what stopped it.
+the loader's own (a ``ValueError`` naming the file and the reason), within 5 s of CPU time (not wall
+time, which a busy machine stretches), without the memory limit being what stopped it.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ usage = resource.getrusage(resource.RUSAGE_SELF)
 cpu = int(usage.ru_utime + usage.ru_stime + seconds) + 1
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 rss_before = usage.ru_maxrss
-start = time.perf_counter()
+start = time.process_time()  # CPU time: wall time grows on a busy machine, this does not
 try:
     load_facemap_results(sys.argv[1])
     outcome = {"refused": False}
@@ -54,7 +54,7 @@ except ValueError as error:
     outcome = {"refused": True, "type": type(error).__name__, "message": str(error)}
 except MemoryError as error:
     outcome = {"refused": False, "type": "MemoryError", "message": str(error)}
-outcome["seconds"] = time.perf_counter() - start
+outcome["cpu_seconds"] = time.process_time() - start
 outcome["rss_growth_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
 print(json.dumps(outcome))
 """
@@ -265,7 +265,7 @@ def test_bomb_is_refused_fast_and_small(name, tmp_path):
     assert outcome["refused"], f"not refused: {outcome}"
     assert str(path) in outcome["message"] and reason in outcome["message"], outcome["message"]
     assert "more memory than" not in outcome["message"], "the memory limit stopped it, not the loader"
-    assert outcome["seconds"] < SECONDS, f"took {outcome['seconds']:.1f} s"
+    assert outcome["cpu_seconds"] < SECONDS, f"took {outcome['cpu_seconds']:.1f} s of CPU"
     assert outcome["rss_growth_mb"] < MEMORY_MB, f"resident memory grew by {outcome['rss_growth_mb']:.0f} MB"
 
 
