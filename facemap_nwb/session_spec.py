@@ -119,23 +119,24 @@ def _beside(spec: Path, relative: str, paths: DataPaths, key: str) -> Path:
 
 
 def _parameter_values(raw: dict, spec: Path, key: str, paths: DataPaths) -> dict:
-    """The task's parameters: its parameter file, then its inline ``parameters``, then its ROI file."""
-    values: dict = {}
-    for name, what in (("parameter_file", "parameter file"), ("roi_file", "ROI file")):
-        if raw.get(name) is None:
-            continue
-        path = _beside(spec, raw[name], paths, f"{key}.{name}")
-        content = _read(path, what, spec, f"{key}.{name}")
-        if name == "roi_file" and isinstance(content, list):
-            content = {"rois": content}
-        source = f"Session spec '{spec}': {key}.{name}: {what.capitalize()} '{path}'"
-        part = validate(ParametersModel, {} if content is None else content, source=source, error=SpecError)
-        values.update(part.model_dump(exclude_unset=True))
-        if name == "parameter_file" and raw.get("parameters") is not None:
-            values.update(raw["parameters"])
-    if raw.get("parameter_file") is None and raw.get("parameters") is not None:
-        values.update(raw["parameters"])
+    """The task's parameters: its parameter file, overridden by its inline ``parameters``, then by its ROI file."""
+    values = _parameter_file(raw, "parameter_file", "parameter file", spec, key, paths)
+    values.update(raw.get("parameters") or {})
+    values.update(_parameter_file(raw, "roi_file", "ROI file", spec, key, paths))
     return values
+
+
+def _parameter_file(raw: dict, name: str, what: str, spec: Path, key: str, paths: DataPaths) -> dict:
+    """The keys a task's parameter or ROI file sets (an ROI file may be just a list of ROIs)."""
+    if raw.get(name) is None:
+        return {}
+    path = _beside(spec, raw[name], paths, f"{key}.{name}")
+    content = _read(path, what, spec, f"{key}.{name}")
+    if name == "roi_file" and isinstance(content, list):
+        content = {"rois": content}
+    source = f"Session spec '{spec}': {key}.{name}: {what.capitalize()} '{path}'"
+    part = validate(ParametersModel, {} if content is None else content, source=source, error=SpecError)
+    return part.model_dump(exclude_unset=True)
 
 
 def _task(raw: dict, spec: Path, index: int, paths: DataPaths, recordings: list[str]) -> TaskSpec:
@@ -187,7 +188,7 @@ def load_session_spec(path: str | os.PathLike) -> SessionSpec:
     spec = Path(path).resolve()
     raw = _read(spec, "session spec", spec, "(file)")
     model = validate(SessionModel, raw, source=f"Session spec '{spec}'", error=SpecError)
-    raw = model.model_dump(mode="json")
+    raw = model.model_dump(mode="json", exclude_unset=True)  # defaults must not override a parameter file
     roots = [(spec.parent / r).resolve() for r in raw["paths"]["roots"]]
     for i, root in enumerate(roots):
         if not root.is_dir():

@@ -474,3 +474,17 @@ def test_an_unexpected_error_is_one_line_exit_2_and_debug_shows_the_traceback(vi
         main(["--debug", *map(str, argv)])
     with pytest.raises(ZeroDivisionError):
         main([*map(str, argv), "--debug"])
+
+
+def test_inline_parameters_override_only_the_keys_they_name(session):
+    """A task's ``parameters`` change what they name and leave the parameter file's other values alone."""
+    from facemap_nwb.session import load_session_spec
+
+    folder, spec = session
+    spec["tasks"][0]["parameters"] = {"motion_svd": False, "rois": [_roi()]}
+    path = folder / "session.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    (task,) = load_session_spec(path).tasks
+    params = task.parameters
+    assert (params.spatial_bin, params.n_components, params.motion_svd) == (4, 5, False)  # params.yaml: 4 and 5
+    assert [r.name for r in params.rois] == ["whiskers"]
