@@ -29,6 +29,7 @@ from facemap_nwb.loaders.facemap import FacemapOutputError, load_facemap_results
 from facemap_nwb.synthetic import make_face_video
 
 from .adversarial import refuse
+from .mutations import mutate_bytes
 from .conftest import CREATION, trusted_proc
 from .test_facemap_model import T, hand_built_proc
 
@@ -666,23 +667,7 @@ else:
 
     @st.composite
     def _damaged_mat(draw, base: bytes):
-        data = bytearray(base)
-        for _ in range(draw(st.integers(1, 4))):
-            kind = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]))
-            position = draw(st.integers(0, len(data) - 1))
-            if kind == "flip":
-                data[position] ^= 1 << draw(st.integers(0, 7))
-            elif kind == "set":
-                data[position] = draw(st.integers(0, 255))
-            elif kind == "insert":
-                data[position:position] = draw(st.binary(min_size=1, max_size=8))
-            elif kind == "delete":
-                del data[position : position + draw(st.integers(1, 8))]
-            else:
-                del data[position:]
-            if not data:
-                break
-        return bytes(data)
+        return mutate_bytes(draw, base)
 
     _MAT_BASE = _facemap_mat(io.BytesIO(), hand_built_proc(frames=6)).getvalue()
 

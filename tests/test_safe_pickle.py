@@ -20,6 +20,8 @@ from numpy.testing import assert_array_equal
 
 from facemap_nwb.loaders.safe_pickle import ProcFileError, UnsafePickleError, load_proc_npy
 
+from .mutations import mutate_bytes
+
 # numpy's own pickling callables, taken from what numpy itself pickles so the crafted files name them
 # exactly as this numpy does (numpy.core.* under numpy 1, numpy._core.* under numpy 2).
 RECONSTRUCT = np.empty(1).__reduce__()[0]
@@ -728,27 +730,7 @@ else:
 
     @st.composite
     def _mutated(draw):
-        data = bytearray(_BASE)
-        for _ in range(draw(st.integers(1, 4))):
-            kind = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]))
-            near_opcode = draw(st.booleans())
-            if near_opcode:
-                position = min(draw(st.sampled_from(_OPCODE_POSITIONS)) + draw(st.integers(0, 9)), len(data) - 1)
-            else:
-                position = draw(st.integers(0, len(data) - 1))
-            if kind == "flip":
-                data[position] ^= 1 << draw(st.integers(0, 7))
-            elif kind == "set":
-                data[position] = draw(st.integers(0, 255))
-            elif kind == "insert":
-                data[position:position] = draw(st.binary(min_size=1, max_size=8))
-            elif kind == "delete":
-                del data[position : position + draw(st.integers(1, 8))]
-            else:
-                del data[position:]
-            if not data:
-                break
-        return bytes(data)
+        return mutate_bytes(draw, _BASE, _OPCODE_POSITIONS)
 
     @settings(
         max_examples=300, deadline=2000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
