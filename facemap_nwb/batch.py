@@ -43,13 +43,13 @@ class SessionFailed(RuntimeError):
         return type(self), (str(self), self.seconds, self.details)
 
 
-def _run_one(spec_path: str, overwrite: bool, force: bool, backend: str) -> dict:
+def _run_one(spec_path: str, overwrite: bool, force: bool, backend: str, videos: str | None = None) -> dict:
     """Runs on a Dask worker: one session, end to end."""
     from .session import load_session_spec, run_session
 
     start = time.perf_counter()
     try:
-        spec = load_session_spec(spec_path)
+        spec = load_session_spec(spec_path, videos=videos)
         result = run_session(spec, force=force, overwrite=overwrite, backend=backend)
     except Exception as err:
         # Bad input (a spec, a video, a Facemap output) has a message that says it all; anything else is a
@@ -96,11 +96,13 @@ def run_batch(
     force: bool = False,
     backend: str = "hdf5",
     progress: bool = False,
+    videos: str | None = None,
 ) -> list[BatchRow]:
     """Run every session spec as one Dask task; returns one row per spec, in the order given.
 
     Specs are checked before anything is submitted; a bad spec is a failed row and the rest still run.
-    ``progress`` shows a bar (on stderr) of the sessions finished.
+    ``progress`` shows a bar (on stderr) of the sessions finished. ``videos`` (symlink, hardlink, copy or
+    move) overrides every spec's ``videos``.
     """
     from .session import load_session_spec, session_state
 
@@ -111,7 +113,7 @@ def run_batch(
         path = str(Path(path).resolve())
         start = time.perf_counter()
         try:
-            spec = replace(load_session_spec(path), backend=backend)
+            spec = replace(load_session_spec(path, videos=videos), backend=backend)
             state = "missing" if overwrite or force else session_state(spec)
         except (ValueError, OSError) as err:  # each session fails alone: the others still run
             rows[path] = BatchRow(path, "failed", error=str(err))
@@ -141,6 +143,7 @@ def run_batch(
                     overwrite,
                     force,
                     backend,
+                    videos,
                     key=f"facemap-nwb-{i}-{Path(path).stem}",
                     retries=retries,
                     pure=False,

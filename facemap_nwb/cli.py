@@ -103,6 +103,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _out(f"  nwbinspector: {len(result.inspector_messages)} message(s), {len(serious)} critical or violations")
     for message in serious:
         _out(f"    {message.importance.name}: {message.check_function_name}: {message.message}")
+    _out(f"Wrote {result.summary_png} (summary of the NWB file)")
     return EXIT_ERROR if serious else EXIT_OK
 
 
@@ -308,9 +309,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .session import run_session
 
     result = run_session(
-        args.session, force=args.force, overwrite=args.overwrite, progress=not args.quiet, backend=args.backend
+        args.session,
+        force=args.force,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        backend=args.backend,
+        videos=args.videos,
     )
     _out(f"Wrote {result.nwb_path}")
+    if result.videos:
+        _out(f"  videos: {len(result.videos)} file(s) in {result.videos[0].parent}")
     for task_id, folder, png in zip(result.task_ids, result.task_folders, result.summary_pngs):
         state = "reused cached results" if task_id in result.reused_tasks else "results cached"
         _out(f"  task {task_id}: {state} in {folder}; summary {png}")
@@ -329,6 +337,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         force=args.force,
         backend=args.backend,
         progress=not args.quiet,
+        videos=args.videos,
     )
     _out(format_summary(rows))
     for row in rows:
@@ -387,6 +396,16 @@ def _session_start_option(parser: argparse.ArgumentParser) -> None:
         metavar="ISO",
         help="Session start with time zone (default: the metadata file's NWBFile.session_start_time, "
         "else the first video's creation time).",
+    )
+
+
+def _videos_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--videos",
+        choices=("symlink", "hardlink", "copy", "move"),
+        metavar="MODE",
+        help="How the videos get into the Dandiset beside the NWB file: symlink, hardlink, copy or move "
+        "(default: the spec's 'videos', else symlink).",
     )
 
 
@@ -486,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="Replace the session's NWB file if it exists.")
     run.add_argument("--quiet", action="store_true", help="No progress bar.")
     run.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
+    _videos_option(run)
     run.set_defaults(handler=_cmd_run)
 
     batch = commands.add_parser("batch", help="Run many session specs on Dask (a local cluster by default).")
@@ -497,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--overwrite", action="store_true", help="Redo sessions whose NWB file exists.")
     batch.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     batch.add_argument("--quiet", action="store_true", help="No progress bar (the summary is still printed).")
+    _videos_option(batch)
     batch.set_defaults(handler=_cmd_batch)
 
     schema = commands.add_parser(
@@ -513,11 +534,23 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--overwrite", action="store_true", help="Replace the PNG if it exists.")
     plot.set_defaults(handler=_cmd_plot)
 
-    demo = commands.add_parser("demo", help="Run the built-in example on a synthetic face video.")
-    demo.add_argument(
-        "--output-dir", "-o", metavar="DIR", help="Folder for the example (default: a new temporary one)."
+    demo = commands.add_parser(
+        "demo",
+        help="Run the built-in example on a synthetic face video.",
+        description="Make a synthetic face video (two files), process it, write face_part1.mp4, face_part2.mp4, "
+        "sub-demo_ses-demo_behavior+image.nwb and its summary PNG sub-demo_ses-demo_behavior+image.png into DIR, "
+        "and validate the NWB file. Existing files are never replaced without --overwrite.",
     )
-    demo.add_argument("--overwrite", action="store_true", help="Replace the example's NWB file if it exists.")
+    demo.add_argument(
+        "--output-dir",
+        "-o",
+        metavar="DIR",
+        default=None,
+        help="Folder for the example's videos, NWB file and summary PNG (default: 'demo' in the current folder).",
+    )
+    demo.add_argument(
+        "--overwrite", action="store_true", help="Replace the files of an earlier demo in DIR (refused otherwise)."
+    )
     demo.set_defaults(handler=_cmd_demo)
     for sub in commands.choices.values():
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

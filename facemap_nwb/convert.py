@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .atomic import check_output_path
 from .loaders.facemap import load_facemap_results
-from .nwb.facemap import SIGNALS, add_facemap_results, task_suffix
+from .nwb.facemap import SIGNALS, add_facemap_results
 from .nwb.io import new_nwbfile, write_nwbfile
 from .nwb.recording import add_recording
 from .results import FacemapResults
@@ -85,12 +85,15 @@ def write_session_nwb(
     n_components: int | None = None,
     backend: str = "hdf5",
     overwrite: bool = False,
+    external_files: Sequence[Sequence[str]] | None = None,
 ) -> Path:
     """Write recordings and the results of one or more Facemap tasks into a new NWB file (validated,
-    all-or-nothing). With several tasks each task's objects carry its name suffix (``_task-<id>``).
+    all-or-nothing). Each task is its own ``FacemapTask`` group (``FacemapTask_<task_id>`` when there are several).
 
     ``metadata`` is neuroconv-style: ``{"NWBFile": {...}, "Subject": {...}}``; the session start
-    defaults to the first video's creation time.
+    defaults to the first video's creation time. ``external_files`` (one list per recording) are the video
+    paths to store, relative to the output's folder (where the videos lie in a Dandiset); by default each
+    probed file's path relative to that folder.
     """
     output = check_output_path(output, overwrite=overwrite)
     if not tasks:
@@ -110,7 +113,12 @@ def write_session_nwb(
         )
     nwbfile_kwargs.setdefault("session_description", "Face video and its Facemap analysis.")
     nwbfile = new_nwbfile(session_start_time=start, subject=metadata.get("Subject"), **nwbfile_kwargs)
-    videos = [add_recording(nwbfile, r, nwb_dir=output.parent) for r in recordings]
+    if external_files is not None and len(external_files) != len(recordings):
+        raise ValueError(
+            f"Give one list of external files per recording ({len(recordings)}), not {len(external_files)}."
+        )
+    paths = list(external_files) if external_files is not None else [None] * len(recordings)
+    videos = [add_recording(nwbfile, r, nwb_dir=output.parent, external_file=p) for r, p in zip(recordings, paths)]
     for task in tasks:
         add_facemap_results(
             nwbfile,
@@ -121,8 +129,7 @@ def write_session_nwb(
             description=task.description,
             signals=signals,
             n_components=n_components,
-            video_column=backend != "zarr",
-            name_suffix=task_suffix(task.task_id) if len(tasks) > 1 else "",
+            name=f"FacemapTask_{task.task_id}" if len(tasks) > 1 else None,
         )
     return write_nwbfile(nwbfile, output, overwrite=overwrite, backend=backend)
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import check_writable_folder
 from .convert import write_results_nwb
 from .engines.native import run_native
 from .params import ROI, FacemapParameters
+from .plot import plot_summary
 from .results import FacemapResults
 from .synthetic import default_creation_time, make_face_video
 from .video import VideoRecording, probe_recording
 
-__all__ = ["DemoResult", "run_demo", "DEMO_SUBJECT"]
+__all__ = ["DemoResult", "run_demo", "DEMO_SUBJECT", "DEMO_FOLDER", "DEMO_NWB_NAME"]
+
+DEMO_FOLDER = Path("demo")  # the default output folder, relative to the current folder
+DEMO_NWB_NAME = "sub-demo_ses-demo_behavior+image.nwb"
 
 DEMO_SUBJECT = {
     "subject_id": "demo",
@@ -45,6 +49,7 @@ class DemoResult:
     folder: Path
     videos: list[Path]
     nwb_path: Path
+    summary_png: Path
     recording: VideoRecording
     results: FacemapResults
     inspector_messages: list = field(default_factory=list)
@@ -52,24 +57,40 @@ class DemoResult:
 
 def run_demo(folder: str | Path | None = None, *, overwrite: bool = False) -> DemoResult:
     """Make the demo video (two sequential files), process it with the native engine, write the recording
-    and its facial signals to NWB, and validate the file.
+    and its facial signals to NWB, validate the file and draw its summary PNG beside it.
 
     Parameters
     ----------
     folder : path, optional
-        Where to put the videos and the NWB file; a new temporary folder when not given.
+        Where to put the videos, the NWB file (``sub-demo_ses-demo_behavior+image.nwb``) and its summary PNG
+        (``sub-demo_ses-demo_behavior+image.png``); ``demo`` in the current folder when not given (the folder
+        the README's examples read).
     overwrite : bool
-        Replace an NWB file left by an earlier demo in the same folder.
+        Replace the files of an earlier demo in the same folder; without it an existing one is refused
+        before any work starts.
+
+    Raises
+    ------
+    FileExistsError
+        One of the demo's files is already there and ``overwrite`` is false (the message names it and
+        ``--overwrite``).
     """
-    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="facemap-nwb-demo-"))
+    folder = Path(folder) if folder is not None else DEMO_FOLDER
+    nwb_path = folder / DEMO_NWB_NAME
+    png_path = nwb_path.with_suffix(".png")
+    video_paths = [folder / f"face_part{index + 1}.mp4" for index in range(len(DEMO_SEGMENTS))]
+    check_writable_folder(folder, what="demo folder (--output-dir)")
+    if not overwrite:
+        for path in (nwb_path, png_path, *video_paths):
+            if path.exists():
+                raise FileExistsError(
+                    f"'{path}' already exists from an earlier demo; pass --overwrite to replace it, "
+                    "or --output-dir for another folder."
+                )
     folder.mkdir(parents=True, exist_ok=True)
-    nwb_path = folder / "sub-demo_ses-demo_behavior+image.nwb"
-    if nwb_path.exists() and not overwrite:
-        raise FileExistsError(f"'{nwb_path}' already exists from an earlier demo; pass --overwrite or another folder.")
     videos, first = [], 0
-    for index, n_frames in enumerate(DEMO_SEGMENTS):
+    for index, (path, n_frames) in enumerate(zip(video_paths, DEMO_SEGMENTS)):
         creation = default_creation_time() if index == 0 else None
-        path = folder / f"face_part{index + 1}.mp4"
         videos.append(make_face_video(path, n_frames=n_frames, first_frame=first, creation_time=creation))
         first += n_frames
     recording = probe_recording(videos, name="FaceCamera", device="FaceCamera")
@@ -95,10 +116,12 @@ def run_demo(folder: str | Path | None = None, *, overwrite: bool = False) -> De
         description="Native engine on the demo video: whisker motion, pupil, blink and wheel running.",
         overwrite=overwrite,
     )
+    plot_summary(nwb_path, png_path, overwrite=overwrite)
     return DemoResult(
         folder=folder,
         videos=videos,
         nwb_path=nwb_path,
+        summary_png=png_path,
         recording=recording,
         results=results,
         inspector_messages=inspect_nwb(nwb_path),

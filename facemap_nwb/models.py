@@ -244,6 +244,11 @@ class SessionModel(_Strict):
     paths: PathsModel = Field(description="a mapping with roots (and processed, output)")
     recordings: list[RecordingModel] = Field(min_length=1, description="a list of cameras")
     tasks: list[TaskModel] = Field(min_length=1, description="a list of Facemap tasks")
+    videos: Literal["symlink", "hardlink", "copy", "move"] = Field(
+        "symlink",
+        description="how the videos get into the Dandiset beside the NWB file: symlink (default: a link, nothing "
+        "duplicated), hardlink (same file system only), copy, or move (out of the root); --videos overrides it",
+    )
 
     @field_validator("subject")
     @classmethod

@@ -109,6 +109,9 @@ class FacemapResults:
     source_file: str | None = None
     video_files: list[list[str]] = field(default_factory=list)  # Facemap 'filenames': [sequential][view]
     frame_rate: float | None = None  # frames per second of the signals, when read from a regular NWB series
+    # How frame differences (motion energy, motion projections) align to frames: "facemap" (Facemap's
+    # quirk, see the module docstring) or "previous" (value t is |frame t - frame t-1|, value 0 is 0).
+    frame_alignment: str = "facemap"
 
     def attach_io(self, io) -> None:
         """Keep the open NWB reader whose datasets back this object's lazy arrays."""
@@ -126,6 +129,31 @@ class FacemapResults:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def first_frames(self, n: int) -> FacemapResults:
+        """The results of the first ``n`` frames only (every signal and projection cut, masks, averages and
+        regions kept): what a stub conversion writes."""
+        from dataclasses import replace
+
+        n = max(1, min(int(n), self.frame_count))
+
+        def cut(traces: dict) -> dict:
+            return {k: np.asarray(v[:n]) for k, v in traces.items()}
+
+        def cut_svds(svds: list[SVDComponents]) -> list[SVDComponents]:
+            return [replace(s, projections=np.asarray(s.projections[:n])) for s in svds]
+
+        pupils = [replace(p, **{k: np.asarray(getattr(p, k)[:n]) for k, _, _ in _PUPIL_KEYS}) for p in self.pupils]
+        return replace(
+            self,
+            frame_count=n,
+            motion_energy=cut(self.motion_energy),
+            motion_svd=cut_svds(self.motion_svd),
+            movie_svd=cut_svds(self.movie_svd),
+            pupils=pupils,
+            blinks=cut(self.blinks),
+            running=cut(self.running),
+        )
 
     def svds(self, svd_type: str) -> list[SVDComponents]:
         return self.motion_svd if svd_type == "motion" else self.movie_svd

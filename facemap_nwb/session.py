@@ -12,6 +12,7 @@ A spec (all paths of videos and Facemap outputs relative to one of the root fold
       institution: My Institute
       experimenter: ["Doe, Jane"]                         # optional
     paths: {roots: [/data/raw], processed: /data/processed, output: /data/dandiset}   # output optional
+    videos: symlink                   # or hardlink, copy, move: how the videos get into the Dandiset
     recordings:
       - {name: FaceCamera, device: FaceCamera, files: [mouse1/day1/face_part1.mp4, mouse1/day1/face_part2.mp4]}
     tasks:
@@ -26,9 +27,12 @@ A spec (all paths of videos and Facemap outputs relative to one of the root fold
         recordings: [FaceCamera]      # optional: the task's camera views, in Facemap's order (all by default)
 
 A session may hold several tasks (other parameters on the same video, a load task next to a trigger
-task, another camera): they share the session's NWB file, where each task's objects carry its name
-suffix ``_task-<id>`` (see :mod:`facemap_nwb.nwb.facemap`), and each gets its own summary PNG
-(``..._task-<id>.png``). A session with one task has no suffix.
+task, another camera): they share the session's NWB file, where each task is its own group,
+``processing["behavior"]["FacemapTask_<task_id>"]``, holding its run, views, regions, summary images and
+signal series, none of which carries a suffix (see :mod:`facemap_nwb.nwb.facemap`; readers find tasks by
+type and ``task_id``). A session with one task writes ``FacemapTask``. Each task gets its own summary PNG,
+``<stem>_task-<task_id>.png`` beside the NWB file (``<stem>`` is the file's name up to ``.nwb``); a session
+with one task writes one PNG, ``<stem>.png``, without the suffix.
 
 Memoization (element-facemap's ``FacemapProcessing`` is computed once per task): each task's results
 are kept in ``<processed>/<its first video's folder>/facemap_<task id>/results-<hash>.nwb``, where the
@@ -44,13 +48,24 @@ from the caches so that ``dandi validate`` sees only session files), all-or-noth
 beside it. ``<processed>/session_stamps/`` records what each NWB file was written from (the hash of every
 task's inputs, the metadata and the files, and the file's identifier): a session is "current" when its NWB
 file is the one stamped for today's spec and inputs, and a batch then skips it.
+
+The Dandiset holds the videos too, in the layout of ``dandi organize --media-files-mode``
+(:mod:`facemap_nwb.dandiset`): ``<output>/sub-<subject>/<stem>/<recording>_external_file_<n>.<ext>``
+beside the NWB file, whose ``external_file`` paths (and ``VideoFiles`` rows, the same strings) are relative
+to its folder. ``videos`` says how they get there: ``symlink`` (the default; nothing is duplicated),
+``hardlink``, ``copy`` or ``move``; ``--videos`` on ``run`` and ``batch`` overrides it, and the mode is part of
+what the file is stamped with. Videos are put in place once every task has its results, just before the
+file is written; one already in place (the same link or inode, a copy of the same size and modification
+time, a video moved there before) is kept, anything else there is replaced only with ``overwrite``. With
+``move``, a rerun takes the videos from the Dandiset (they are no longer under their roots) and keys their
+caches by their place there, so it reuses everything.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .session_spec import SESSION_SCHEMA, SessionSpec, SpecError, TaskSpec, dandi_file_name, load_session_spec
@@ -79,14 +94,15 @@ __all__ = [
 
 @dataclass
 class SessionResult:
-    """What :func:`run_session` wrote: the NWB file, one summary PNG and one cache folder per task, and
-    which tasks reused their cached results."""
+    """What :func:`run_session` wrote: the NWB file, one summary PNG and one cache folder per task, which
+    tasks reused their cached results, and the session's videos in the Dandiset."""
 
     nwb_path: Path
     summary_pngs: list[Path]
     task_folders: list[Path]
     reused_tasks: list[str]
     task_ids: list[str]
+    videos: list[Path] = field(default_factory=list)  # the session's videos in the Dandiset
 
     @property
     def reused(self) -> bool:
@@ -109,16 +125,25 @@ def run_session(
     overwrite: bool = False,
     progress: bool = False,
     backend: str | None = None,
+    videos: str | None = None,
 ):
-    """Run one session end to end; returns a :class:`SessionResult`. ``backend="zarr"`` writes NWB Zarr."""
+    """Run one session end to end; returns a :class:`SessionResult`. ``backend="zarr"`` writes NWB Zarr;
+    ``videos`` (symlink, hardlink, copy or move) overrides the spec's ``videos``: how the videos get into the
+    Dandiset beside the NWB file (:mod:`facemap_nwb.dandiset`)."""
     from .atomic import check_output_path, check_writable_folder
     from .convert import TaskOutput, check_views, write_session_nwb
+    from .dandiset import VIDEO_MODES, check_video_placement, place_videos
     from .engines import process_recordings
     from .loaders.facemap import load_facemap_results
     from .plot import plot_summary
     from .video import probe_recording
 
-    spec = spec if isinstance(spec, SessionSpec) else load_session_spec(spec)
+    if isinstance(spec, SessionSpec):
+        if videos is not None and videos not in VIDEO_MODES:
+            raise ValueError(f"Unknown video mode {videos!r}: choose one of {', '.join(VIDEO_MODES)}.")
+        spec = replace(spec, videos=videos) if videos is not None else spec
+    else:
+        spec = load_session_spec(spec, videos=videos)
     if backend is not None:
         spec = replace(spec, backend=backend)
     several = len(spec.tasks) > 1
@@ -131,10 +156,14 @@ def run_session(
             plot_summary(spec.nwb_path, png, task_id=task.task_id if several else None, overwrite=True)
         return png
 
-    if not (force or overwrite) and _stamped(spec):  # up to date: nothing to redo but a missing summary
-        return SessionResult(spec.nwb_path, [plot(t, False) for t in spec.tasks], folders, ids, ids)
+    pairs = spec.video_pairs()
+    targets = [t for _, t in pairs]
+    if not (force or overwrite) and _stamped(spec):  # up to date: nothing to redo but a missing video or summary
+        place_videos(pairs, spec.videos)
+        return SessionResult(spec.nwb_path, [plot(t, False) for t in spec.tasks], folders, ids, ids, targets)
     check_writable_folder(spec.paths.processed_root, what="processed folder")  # caches and stamps
     nwb_path = check_output_path(spec.nwb_path, overwrite=overwrite)
+    check_video_placement(pairs, spec.videos, overwrite=overwrite)  # before any work: what is there is kept
     # The native engine decodes every frame, which checks the count: count packets here (one decode, not
     # two). Load mode has no decode of its own, so the probe decodes to check the count.
     # Facemap's engine reads frames with OpenCV, which never says a file is damaged: decode those too.
@@ -149,7 +178,7 @@ def run_session(
     outputs, reused = [], []
     for task, folder in zip(spec.tasks, folders):
         views = [recordings[i] for i in spec.task_views(task)]
-        inputs = task_inputs(task, spec.task_recordings(task))
+        inputs = task_inputs(task, spec.cache_recordings(task))
         digest = _digest(inputs)
         results = None if force else _cached_results(folder, digest)
         if results is not None:
@@ -170,16 +199,40 @@ def run_session(
             options = {"progress": progress} if task.engine == "native" else {}
             results = process_recordings(views, task.parameters, engine=task.engine, **options)
         if task.task_id not in reused:
-            _store_results(folder, digest, inputs, results, views, owner=str(spec.path))
+            cache_metadata = {"NWBFile": dict(spec.session), "Subject": dict(spec.subject)}
+            cached = [_cached_recording(spec, recordings[i], i) for i in spec.task_views(task)]
+            _store_results(folder, digest, inputs, results, cached, owner=str(spec.path), metadata=cache_metadata)
         description = task.description or None
         outputs.append(TaskOutput(results, task.task_id, task.mode, description, views=spec.task_views(task)))
+    place_videos(pairs, spec.videos, overwrite=overwrite)  # once every task has its results
+    if spec.videos == "move":  # the videos are in the Dandiset now: the stamp reads them there
+        moved = [dict(r, files=spec.video_targets(i)) for i, r in enumerate(spec.recordings)]
+        spec = replace(spec, recordings=moved)
     # The stamp goes first and names the new file's identifier: if this run dies before the file is
     # published, the stamp matches no file and the session is not taken as current.
     identifier = str(uuid.uuid4())
     _stamp(spec, identifier)
     metadata = {"NWBFile": {**spec.session, "identifier": identifier}, "Subject": dict(spec.subject)}
-    write_session_nwb(nwb_path, outputs, recordings, metadata=metadata, overwrite=overwrite, backend=spec.backend)
-    return SessionResult(nwb_path, [plot(t, True) for t in spec.tasks], folders, reused, ids)
+    external = [spec.external_files(i) for i in range(len(recordings))]  # the Dandiset's videos, relative
+    write_session_nwb(
+        nwb_path,
+        outputs,
+        recordings,
+        metadata=metadata,
+        overwrite=overwrite,
+        backend=spec.backend,
+        external_files=external,
+    )
+    return SessionResult(nwb_path, [plot(t, True) for t in spec.tasks], folders, reused, ids, targets)
+
+
+def _cached_recording(spec: SessionSpec, recording, index: int):
+    """The recording a task's cache names: with ``videos: move``, its files where they are once moved (the
+    Dandiset), so that the cache never names a file that is gone; else as probed."""
+    if spec.videos != "move":
+        return recording
+    files = tuple(replace(f, path=t) for f, t in zip(recording.files, spec.video_targets(index)))
+    return replace(recording, files=files)
 
 
 def _check_parameters_fit(spec: SessionSpec, recordings) -> None:

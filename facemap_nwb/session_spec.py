@@ -5,6 +5,10 @@ starts. The format is described in :mod:`facemap_nwb.session`.
 Every path a spec names must resolve inside the place it belongs: videos and Facemap outputs (``files``,
 ``proc_file``) inside one of ``paths.roots`` (after ``..`` and symbolic links are followed), parameter and
 ROI files inside the spec's own folder or a root. Anything else is refused naming the key.
+
+The session's videos go into the Dandiset beside its NWB file (:mod:`facemap_nwb.dandiset`) as ``videos``
+says (``symlink`` by default, ``hardlink``, ``copy`` or ``move``). With ``move``, a video that an earlier run
+moved is no longer under its root: it is then taken from the Dandiset, and its cache key stays the same.
 """
 
 from __future__ import annotations
@@ -15,6 +19,14 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .dandiset import (
+    DANDI_VIDEO_EXTENSIONS,
+    DEFAULT_VIDEO_MODE,
+    VIDEO_MODES,
+    media_folder,
+    video_file_name,
+    video_label,
+)
 from .inputs import InputError, read_user_file, validate
 from .models import ParametersModel, SessionModel, session_json_schema
 from .params import FacemapParameters
@@ -48,10 +60,11 @@ class SessionSpec:
     subject: dict
     session: dict
     paths: DataPaths
-    recordings: list[dict]  # name, device, files (full paths)
+    recordings: list[dict]  # name, device, files (full paths), relative (each file's path relative to its root)
     tasks: list[TaskSpec] = field(default_factory=list)
     output: Path | None = None  # the Dandiset folder; <processed>/nwb by default
     backend: str = "hdf5"  # "zarr" writes <name>.nwb.zarr
+    videos: str = DEFAULT_VIDEO_MODE  # how the videos get into the Dandiset: symlink, hardlink, copy or move
 
     @property
     def nwb_path(self) -> Path:
@@ -70,6 +83,37 @@ class SessionSpec:
 
     def task_recordings(self, task: TaskSpec) -> list[dict]:
         return [self.recordings[i] for i in self.task_views(task)]
+
+    @property
+    def media_folder(self) -> Path:
+        """The folder of the session's videos in the Dandiset: beside the NWB file, named as it up to ``.nwb``."""
+        return media_folder(self.nwb_path)
+
+    def video_targets(self, index: int) -> list[Path]:
+        """Where the files of recording ``index`` go in the Dandiset."""
+        recording = self.recordings[index]
+        return [
+            self.media_folder / video_file_name(recording["name"], j, Path(f).suffix)
+            for j, f in enumerate(recording["files"])
+        ]
+
+    def video_pairs(self) -> list[tuple[Path, Path]]:
+        """``(file, its place in the Dandiset)`` for every video of the session."""
+        return [(f, t) for i, r in enumerate(self.recordings) for f, t in zip(r["files"], self.video_targets(i))]
+
+    def external_files(self, index: int) -> list[str]:
+        """The ``external_file`` paths of recording ``index``: its Dandiset files, relative to the NWB file."""
+        return [t.relative_to(self.nwb_path.parent).as_posix() for t in self.video_targets(index)]
+
+    def cache_recordings(self, task: TaskSpec) -> list[dict]:
+        """The task's recordings with the name each file has in cache keys (``keys``): its path, or with
+        ``videos: move`` its place in the Dandiset, which stays the same before and after the move."""
+        return [
+            dict(
+                self.recordings[i], keys=self.video_targets(i) if self.videos == "move" else self.recordings[i]["files"]
+            )
+            for i in self.task_views(task)
+        ]
 
     @property
     def stamp_path(self) -> Path:
@@ -183,29 +227,109 @@ def _unique(spec: Path, key: str, names: list[str], what: str, fix: str) -> None
         raise _error(spec, key, f"{what} {twice} used more than once", fix)
 
 
-def load_session_spec(path: str | os.PathLike) -> SessionSpec:
-    """Read and check a session spec; every problem is reported (as :class:`SpecError`) before any work starts."""
+def _video(paths: DataPaths, name: str, spec: Path, key: str, target, mode: str) -> tuple[Path, Path]:
+    """A video the spec names and its path relative to its root; with ``videos: move``, a video an earlier run
+    moved into the Dandiset is taken from there (``target``)."""
+    try:
+        found = paths.find(name)
+    except FileNotFoundError as err:
+        moved = os.path.isfile(target) and not os.path.islink(target)
+        if moved and mode == "move":
+            return Path(target), _relative_name(paths, name, spec, key)
+        hint = ""
+        if moved:
+            hint = (
+                f" It is in the Dandiset as '{target}', moved there by a run with videos: move: keep videos: move "
+                "(or --videos move) for this session."
+            )
+        raise _error(
+            spec, key, str(err).rstrip("."), "Fix the path or add its root folder to paths.roots." + hint
+        ) from None
+    except ValueError as err:
+        raise _error(spec, key, str(err).rstrip("."), "Fix the path or add its root folder to paths.roots.") from None
+    return found, paths.relative(found)
+
+
+def _relative_name(paths: DataPaths, name: str, spec: Path, key: str) -> Path:
+    if not Path(name).is_absolute():
+        return Path(os.path.normpath(name))
+    try:
+        return paths.relative(name)
+    except ValueError as err:
+        raise _error(spec, key, str(err).rstrip("."), "Fix the path or add its root folder to paths.roots.") from None
+
+
+def _check_video_names(spec: Path, recordings: list[dict], mode: str) -> None:
+    """Every video can be a DANDI video asset, under a name of its own in the Dandiset."""
+    for i, recording in enumerate(recordings):
+        for j, path in enumerate(recording["files"]):
+            if path.suffix.lower() not in DANDI_VIDEO_EXTENSIONS:
+                raise _error(
+                    spec,
+                    f"recordings.{i}.files.{j}",
+                    f"'{path}' has the extension '{path.suffix}', which DANDI does not upload as a video (it takes "
+                    f"{', '.join(DANDI_VIDEO_EXTENSIONS)})",
+                    "Convert it (e.g. ffmpeg -i <file> -c copy <file>.mkv) and name the new file in the spec.",
+                )
+    labels = [video_label(r["name"]) for r in recordings]
+    twice = sorted({r["name"] for r, label in zip(recordings, labels) if labels.count(label) > 1})
+    if twice:
+        raise _error(
+            spec,
+            "recordings",
+            f"the recording names {twice} give their videos the same names in the Dandiset "
+            "(letters, digits and dashes are kept; every other character becomes a dash)",
+            "Rename one of them.",
+        )
+    if mode == "move":
+        files = [str(f) for r in recordings for f in r["files"]]
+        again = sorted({f for f in files if files.count(f) > 1})
+        if again:
+            raise _error(
+                spec,
+                "videos",
+                f"videos: move, but the video(s) {again} are named more than once in the session",
+                "A file can be moved once: choose videos: symlink, hardlink or copy.",
+            )
+
+
+def load_session_spec(path: str | os.PathLike, *, videos: str | None = None) -> SessionSpec:
+    """Read and check a session spec; every problem is reported (as :class:`SpecError`) before any work starts.
+
+    ``videos`` (symlink, hardlink, copy or move) overrides the spec's ``videos`` key.
+    """
     spec = Path(path).resolve()
     raw = _read(spec, "session spec", spec, "(file)")
     model = validate(SessionModel, raw, source=f"Session spec '{spec}'", error=SpecError)
     raw = model.model_dump(mode="json", exclude_unset=True)  # defaults must not override a parameter file
+    mode = videos or raw.get("videos") or DEFAULT_VIDEO_MODE
+    if mode not in VIDEO_MODES:
+        raise _error(spec, "videos", f"unknown mode {mode!r}", f"Choose one of {', '.join(VIDEO_MODES)}.")
     roots = [(spec.parent / r).resolve() for r in raw["paths"]["roots"]]
     for i, root in enumerate(roots):
         if not root.is_dir():
             raise _error(spec, f"paths.roots.{i}", f"root folder '{root}' does not exist", "Fix the path.")
     processed = raw["paths"].get("processed")
     paths = DataPaths(roots=roots, processed=(spec.parent / processed).resolve() if processed else None)
-    recordings = []
-    for i, rec in enumerate(raw["recordings"]):
-        files = [_find(paths, f, spec, f"recordings.{i}.files.{j}") for j, f in enumerate(rec["files"])]
-        recordings.append({"name": rec["name"], "device": rec.get("device") or rec["name"], "files": files})
-    names = [r["name"] for r in recordings]
-    _unique(spec, "recordings", names, "recording name(s)", "Name each camera once.")
-    ids = [str(t["task_id"]) for t in raw["tasks"]]
-    _unique(spec, "tasks", ids, "task id(s)", "Give every task its own id.")
-    tasks = [_task(t, spec, i, paths, names) for i, t in enumerate(raw["tasks"])]
     output = raw["paths"].get("output")
     output = (spec.parent / output).resolve() if output else None
     subject = model.subject.model_dump(mode="json", exclude_none=True)
     session = model.session.model_dump(mode="json", exclude_none=True)
-    return SessionSpec(spec, subject, session, paths, recordings, tasks, output)
+    folder = SessionSpec(spec, subject, session, paths, [], [], output, videos=mode).media_folder
+    recordings = []
+    for i, rec in enumerate(raw["recordings"]):
+        files, relative = [], []
+        for j, name in enumerate(rec["files"]):
+            target = folder / video_file_name(rec["name"], j, Path(name).suffix)
+            found, rel = _video(paths, name, spec, f"recordings.{i}.files.{j}", target, mode)
+            files.append(found)
+            relative.append(rel)
+        device = rec.get("device") or rec["name"]
+        recordings.append({"name": rec["name"], "device": device, "files": files, "relative": relative})
+    names = [r["name"] for r in recordings]
+    _unique(spec, "recordings", names, "recording name(s)", "Name each camera once.")
+    _check_video_names(spec, recordings, mode)
+    ids = [str(t["task_id"]) for t in raw["tasks"]]
+    _unique(spec, "tasks", ids, "task id(s)", "Give every task its own id.")
+    tasks = [_task(t, spec, i, paths, names) for i, t in enumerate(raw["tasks"])]
+    return SessionSpec(spec, subject, session, paths, recordings, tasks, output, videos=mode)

@@ -11,12 +11,26 @@ from pathlib import Path
 
 from .session_spec import SessionSpec, TaskSpec
 
-__all__ = ["task_inputs", "task_hash", "cached_results_path", "task_folder", "session_digest", "session_state"]
+__all__ = [
+    "task_inputs",
+    "task_hash",
+    "cached_results_path",
+    "task_folder",
+    "session_digest",
+    "session_state",
+    "videos_in_place",
+]
 
 
-def _file_key(path: Path) -> dict:
+def _file_key(path: Path, name: Path | None = None) -> dict:
+    """A file's path (or the ``name`` it goes by), size and modification time."""
     stat = path.stat()
-    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"path": str(name or path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _video_keys(recording: dict) -> list[dict]:
+    """The keys of a recording's files; ``keys`` (see :meth:`SessionSpec.cache_recordings`) names them."""
+    return [_file_key(f, k) for f, k in zip(recording["files"], recording.get("keys", recording["files"]))]
 
 
 def task_inputs(task: TaskSpec, recordings: list[dict]) -> dict:
@@ -25,9 +39,16 @@ def task_inputs(task: TaskSpec, recordings: list[dict]) -> dict:
         "parameters": task.parameters.to_dict(),
         "mode": task.mode,
         "engine": task.engine,
-        "videos": [_file_key(f) for r in recordings for f in r["files"]],
+        "videos": [key for r in recordings for key in _video_keys(r)],
         "proc_file": _file_key(task.proc_file) if task.proc_file else None,
+        "format": _format_version(),  # results cached in another ndx-facemap format are recomputed
     }
+
+
+def _format_version() -> str:
+    from .nwb.io import FORMAT_VERSION
+
+    return FORMAT_VERSION
 
 
 def _digest(inputs: dict) -> str:
@@ -45,24 +66,35 @@ def cached_results_path(folder: Path, digest: str) -> Path:
 
 
 def task_folder(spec: SessionSpec, task: TaskSpec) -> Path:
-    """Where a task keeps its memoized results: ``<processed>/<its first video's folder>/facemap_<id>``."""
-    return spec.paths.output_dir(spec.task_recordings(task)[0]["files"][0], task.task_id)
+    """Where a task keeps its memoized results: ``<processed>/<its first video's folder>/facemap_<id>`` (the
+    folder relative to its root, also once ``videos: move`` moved the video into the Dandiset)."""
+    first = spec.task_recordings(task)[0]
+    if first.get("relative"):
+        return spec.paths.processed_root / Path(first["relative"][0]).parent / f"facemap_{task.task_id}"
+    return spec.paths.output_dir(first["files"][0], task.task_id)
 
 
 def session_digest(spec: SessionSpec) -> str:
-    """Hash of everything a session's NWB file depends on: each task's inputs, the metadata, the cameras."""
+    """Hash of everything a session's NWB file depends on: each task's inputs, the metadata, the cameras,
+    the format, and how its videos are in the Dandiset (their mode)."""
+    keyed = [dict(r, keys=k) for r, k in zip(spec.recordings, _session_keys(spec))]
     return _digest(
         {
             "tasks": [
-                [t.task_id, task_hash(t, spec.task_recordings(t)), spec.task_views(t), t.description]
+                [t.task_id, task_hash(t, spec.cache_recordings(t)), spec.task_views(t), t.description]
                 for t in spec.tasks
             ],
             "subject": spec.subject,
             "session": spec.session,
-            "recordings": [[r["name"], r["device"], [_file_key(f) for f in r["files"]]] for r in spec.recordings],
+            "recordings": [[r["name"], r["device"], _video_keys(r)] for r in keyed],
             "backend": spec.backend,
+            "videos": spec.videos,
         }
     )
+
+
+def _session_keys(spec: SessionSpec) -> list[list[Path]]:
+    return [spec.video_targets(i) if spec.videos == "move" else r["files"] for i, r in enumerate(spec.recordings)]
 
 
 def _stamps(spec: SessionSpec) -> list[dict]:
@@ -97,7 +129,8 @@ def _stamp(spec: SessionSpec, identifier: str) -> None:
 
 def session_state(spec: SessionSpec) -> str:
     """``"missing"`` (no NWB file yet), ``"current"`` (the NWB file there was written by this spec from
-    today's inputs, and its summary PNGs exist), ``"unplotted"`` (the same, but a summary PNG is missing)
+    today's inputs, its videos are in the Dandiset and its summary PNGs exist), ``"unplaced"`` (the same, but
+    a video is missing from the Dandiset), ``"unplotted"`` (the same, but a summary PNG is missing)
     or ``"stale"`` (an NWB file exists, but the spec or its inputs changed since, or it was written some
     other way, e.g. by a facemap-nwb without session stamps).
 
@@ -108,7 +141,17 @@ def session_state(spec: SessionSpec) -> str:
         return "missing"
     if not _stamped(spec):
         return "stale"
+    if not videos_in_place(spec):
+        return "unplaced"
     return "current" if all(spec.summary_path(t).exists() for t in spec.tasks) else "unplotted"
+
+
+def videos_in_place(spec: SessionSpec) -> bool:
+    """Every video of the session is in the Dandiset as its mode puts it (see
+    :func:`facemap_nwb.dandiset.video_in_place`)."""
+    from .dandiset import video_in_place
+
+    return all(video_in_place(source, target, spec.videos) for source, target in spec.video_pairs())
 
 
 def _cached_results(folder: Path, digest: str):
@@ -130,14 +173,22 @@ def _write_json(path: Path, value: dict) -> None:
         temporary.write_text(json.dumps(value, indent=1, default=str))
 
 
-def _store_results(folder: Path, digest: str, inputs: dict, results, recordings, owner: str) -> None:
+def _store_results(
+    folder: Path, digest: str, inputs: dict, results, recordings, owner: str, metadata: dict | None = None
+) -> None:
     """Store a task's results under their hash (atomically), then remove the results this spec (``owner``)
     stored in this folder for earlier inputs. Results that other specs stored here are kept: two specs
-    with different parameters for one video never undo each other's caches."""
+    with different parameters for one video never undo each other's caches. ``metadata`` (the session's
+    start and subject) makes the cache a complete NWB file that nwbinspector's DANDI checks accept; it is not
+    part of the hash (the session file takes its metadata from the spec, never from the cache)."""
     from .convert import write_results_nwb
 
     cached = cached_results_path(folder, digest)
     start = {"NWBFile": {"session_start_time": "1970-01-01T00:00:00+00:00"}}
+    metadata = metadata or {}
+    start["NWBFile"].update({k: v for k, v in metadata.get("NWBFile", {}).items() if k != "identifier"})
+    if metadata.get("Subject"):
+        start["Subject"] = dict(metadata["Subject"])
     write_results_nwb(cached, results, recordings, metadata=start, overwrite=True)
     _write_json(cached.with_suffix(".json"), {"hash": digest, "spec": owner, "inputs": inputs})
     for stamp in folder.glob("results-*.json"):

@@ -134,3 +134,58 @@ def synthetic_facemap(tmp_path_factory):
 def trusted_proc(path) -> dict:
     """Facemap's dict read with numpy's own (unsafe) loader: only for files the tests made themselves."""
     return np.load(path, allow_pickle=True).item()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Every NWB file the tests write passes nwbinspector's DANDI configuration (ndx-facemap issue #10, item 6).
+# After the session, each HDF5 file (*.nwb) and Zarr store (*.nwb.zarr) left under this run's temporary folder
+# is inspected; a CRITICAL message or a best-practice violation fails the run and names the file, the check
+# and the object. pynwb's validation is skipped here: every writer validates its file before publishing it.
+# Files a test made unreadable on purpose (damaged copies, text named .nwb) are listed, not inspected.
+# FACEMAP_NWB_INSPECT_WRITTEN=0 turns this off (e.g. while iterating on one test).
+
+
+def _inspect_written(path: Path) -> list:
+    from nwbinspector import Importance, inspect_nwbfile_object, load_config
+
+    config = load_config("dandi")
+    if path.is_dir():
+        from hdmf_zarr.nwb import NWBZarrIO as reader
+    else:
+        from pynwb import NWBHDF5IO as reader
+    with reader(str(path), mode="r", load_namespaces=True) as io:
+        messages = list(inspect_nwbfile_object(io.read(), config=config))
+    serious = (Importance.CRITICAL, Importance.BEST_PRACTICE_VIOLATION)
+    return [m for m in messages if m.importance in serious]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("FACEMAP_NWB_INSPECT_WRITTEN", "1") == "0" or exitstatus not in (0, 1):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or getattr(factory, "_basetemp", None) is None:
+        return  # no test asked for a temporary folder
+    import warnings
+
+    base = factory.getbasetemp()
+    written = sorted(p for p in [*base.rglob("*.nwb"), *base.rglob("*.nwb.zarr")] if p.is_file() or p.is_dir())
+    written = [p for p in written if not (p.is_dir() and p.suffix == ".nwb")]
+    findings, unreadable = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in written:
+            try:
+                messages = _inspect_written(path)
+            except Exception as err:  # noqa: BLE001 - a file a test damaged on purpose
+                unreadable.append(f"{path.relative_to(base)} ({type(err).__name__})")
+                continue
+            findings += [f"{path.relative_to(base)}: {m.check_function_name} at {m.location}: {m.message}"
+                         for m in messages]  # fmt: skip
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("-", f"nwbinspector (DANDI config) on the {len(written)} NWB file(s) the tests wrote")
+        for line in findings:
+            reporter.write_line(f"VIOLATION {line}")
+        reporter.write_line(f"{len(findings)} violation(s); {len(unreadable)} file(s) unreadable on purpose")
+    if findings:
+        session.exitstatus = 1

@@ -219,3 +219,23 @@ def test_sessions_sharing_a_video_folder_keep_their_own_results(tmp_path):
     specs[0].write_text(yaml.safe_dump(spec))
     assert [r.status for r in run_batch(specs, workers=2, overwrite=True)] == ["done", "reused"]
     assert len(list(folder.glob("results-*.nwb"))) == 2, "the superseded cache of session 0 is removed, 1's is kept"
+
+
+def test_batch_videos_option_and_rerun(tmp_path):
+    """`--videos copy` puts a copy of each session's video beside its NWB file; a rerun copies nothing again."""
+    specs = make_sessions(tmp_path, 2)
+    run = subprocess.run(
+        [sys.executable, "-m", "facemap_nwb", "batch", *map(str, specs), "--workers", "2", "--videos", "copy"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    copies = sorted((tmp_path / "processed" / "nwb").rglob("*_external_file_0.mp4"))
+    assert [p.parent.name for p in copies] == [f"sub-m{i}_ses-day1_behavior+image" for i in range(2)]
+    assert all(not p.is_symlink() and p.read_bytes() == (tmp_path / "raw" / f"s{i}" / "face.mp4").read_bytes()
+               for i, p in enumerate(copies))  # fmt: skip
+    inodes = [p.stat().st_ino for p in copies]
+    assert [r.status for r in run_batch(specs, workers=2, videos="copy")] == ["reused", "reused"]
+    assert [p.stat().st_ino for p in copies] == inodes
+    stale = run_batch(specs, workers=2)  # the spec's default (symlink) is another mode: never replaced unasked
+    assert [r.status for r in stale] == ["failed", "failed"] and all("--overwrite" in r.error for r in stale)

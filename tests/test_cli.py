@@ -1,4 +1,4 @@
-"""The command line: info (table and JSON), recording, demo."""
+"""The command line: info (table and JSON), recording, demo (its default folder, --overwrite, summary PNG), plot."""
 
 from __future__ import annotations
 
@@ -100,9 +100,11 @@ def test_demo_console_script(tmp_path):
         assert list(camera.dimension[:]) == [160, 120]
         assert file.session_start_time == default_creation_time(), "the first video's creation time"
         assert file.subject.subject_id == "demo"
-        energy = file.processing["behavior"]["MotionEnergy"]
-        assert sorted(energy.time_series) == ["full_frame", "whiskers"]
-        for series in energy.time_series.values():
+        task = file.processing["behavior"]["FacemapTask"]
+        names = task.regions["roi_name"][:]
+        energy = [s for s in task.facemap_time_series.values() if s.signal == "motion_energy"]
+        assert sorted(names[s.region.data[0]] for s in energy) == ["full_frame", "whiskers"]
+        for series in energy:
             assert (series.data.shape, series.rate, series.starting_time) == ((300,), 30.0, 0.0)
     (recording,) = read_recordings(nwb)
     assert recording.frame_counts == [150, 150]
@@ -124,10 +126,48 @@ def test_demo_console_script(tmp_path):
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+def test_demo_writes_into_demo_and_never_overwrites(tmp_path, monkeypatch, capsys):
+    import matplotlib.image
+
+    from facemap_nwb.nwb.io import read_facemap_nwb
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--help"]) == 0
+    assert "default: 'demo' in the current folder" in " ".join(capsys.readouterr().out.split())
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    nwb = tmp_path / "demo" / "sub-demo_ses-demo_behavior+image.nwb"
+    png = nwb.with_suffix(".png")
+    assert nwb.is_file() and png.is_file(), "the default folder is 'demo' in the current folder"
+    assert "Wrote demo/sub-demo_ses-demo_behavior+image.png" in out, "the demo reports its summary PNG"
+    assert matplotlib.image.imread(png)[..., :3].std() > 0.05, "the summary image is blank"
+    before = {p: p.read_bytes() for p in (nwb, png)}
+    assert main(["demo"]) == 1, "a second run without --overwrite is refused"
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith("facemap-nwb demo: error:") and "already exists" in line
+    assert "sub-demo_ses-demo_behavior+image.nwb" in line and "--overwrite" in line
+    assert captured.out == "" and {p: p.read_bytes() for p in before} == before, "nothing was touched"
+    for path in (nwb, png):  # damage both: --overwrite must replace them with good files
+        path.write_bytes(b"not the demo's file")
+    assert main(["demo", "--overwrite"]) == 0
+    capsys.readouterr()
+    with read_facemap_nwb(nwb) as results:
+        assert {r.name for r in results.regions} == {"full_frame", "whiskers", "pupil", "eyelid", "wheel"}
+    assert matplotlib.image.imread(png)[..., :3].std() > 0.05
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
+        "face_part1.mp4",
+        "face_part2.mp4",
+        "sub-demo_ses-demo_behavior+image.nwb",
+        "sub-demo_ses-demo_behavior+image.png",
+    ]
+
+
 def test_plot_summary_png(tmp_path):
     from facemap_nwb.demo import run_demo
 
     result = run_demo(tmp_path)
+    assert result.summary_png == tmp_path / "sub-demo_ses-demo_behavior+image.png" and result.summary_png.is_file()
     png = tmp_path / "summary.png"
     assert main(["plot", str(result.nwb_path), "-o", str(png)]) == 0
     import matplotlib.image

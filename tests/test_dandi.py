@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,12 @@ def test_dandi_validate_and_inspector_on_every_file_of_the_batch(tmp_path, backe
     dandi = os.path.join(os.path.dirname(sys.executable), "dandi")
     run = subprocess.run([dandi, "validate", str(dandiset)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0 and "No errors found" in run.stdout + run.stderr, run.stdout + run.stderr
+    # Every video is inside the Dandiset, beside its NWB file, so that an upload carries it.
+    from dandi.files import find_dandi_files
+
+    videos = [Path(f.filepath) for f in find_dandi_files(dandiset) if Path(f.filepath).suffix == ".mp4"]
+    folders = sorted(v.relative_to(dandiset).parent.as_posix() for v in videos)  # one video per session
+    assert folders == sorted(p.relative_to(dandiset).as_posix().split(".nwb")[0] for p in paths), folders
     serious = (Importance.CRITICAL, Importance.BEST_PRACTICE_VIOLATION, Importance.ERROR)
     for path in paths:
         messages = _inspect(path, backend)

@@ -116,49 +116,85 @@ def test_files_are_valid_and_smaller_than_facemaps(lp_facemap, lp_nwb):
 
 PLAIN = """
 import json, sys
+import numpy as np
 from pynwb import NWBHDF5IO
+import ndx_facemap
 with NWBHDF5IO(sys.argv[1], "r", load_namespaces=True) as io:
     nwb = io.read()
-    m = nwb.processing["behavior"]
-    task = m["FacemapTask"]
+    (task,) = [o for o in nwb.processing["behavior"].data_interfaces.values() if isinstance(o, ndx_facemap.FacemapTask)]
+    names = list(task.regions["roi_name"][:])
+    signals = {}
+    for series in task.series.values():
+        assert series.region.table is task.regions
+        kind = getattr(series, "signal", None) or series.svd_type + "_svd"
+        signals.setdefault(kind, []).append(names[int(series.region.data[0])])
+    svds = {(s.svd_type, names[s.region.data[0]]): s for s in task.facemap_svd_series.values()}
+    svd, movie = svds["motion", "motion0"], svds["movie", "full_frame"]
+    center = next(s for s in task.facemap_spatial_series.values() if s.signal == "pupil_center")
+    running = next(s for s in task.facemap_time_series.values() if s.signal == "running")
     out = {
         "facemap_nwb_imported": "facemap_nwb" in sys.modules,
-        "motion_energy": sorted(m["MotionEnergy"].time_series),
-        "motion_svd": list(m["MotionSVD_motion0"].data.shape),
-        "masks": list(m["MotionSVD_motion0"].masks.shape),
-        "singular_values": len(m["MotionSVD_motion0"].singular_values[:]),
-        "movie_svd": list(m["MovieSVD_full_frame"].data.shape),
-        "region_row": int(m["MotionSVD_motion0"].region.data[0]),
-        "source_video": m["MotionSVD_motion0"].source_video.name,
-        "average_frame": list(m["FacemapSummaryImages"]["average_frame"].data.shape),
-        "average_motion": list(m["FacemapSummaryImages"]["average_motion"].data.shape),
-        "pupil": sorted(m["PupilTracking"].time_series),
-        "eye": sorted(m["EyeTracking"].spatial_series),
-        "blink": sorted(m["Blink"].time_series),
-        "running": list(m["Running"]["running0"].data.shape),
-        "regions": list(task.regions["roi_name"][:]),
+        "signals": {k: sorted(v) for k, v in signals.items()},
+        "motion_svd": list(svd.data.shape),
+        "masks": list(svd.masks.shape),
+        "normalization": svd.masks__normalization,
+        "singular_values": len(svd.singular_values[:]),
+        "movie_svd": list(movie.data.shape),
+        "source_video": svd.source_video.name,
+        "views": [[int(v.view_index), int(v.height), int(v.width), v.video.name] for v in task.views],
+        "average_frame": list(task.summary_images["average_frame"].data.shape),
+        "average_motion": list(task.summary_images["average_motion"].data.shape),
+        "center": center.data[:].tolist(),
+        "reference_frame": center.reference_frame,
+        "running": list(running.data.shape),
+        "regions": names,
         "spatial_bin": int(task.spatial_bin),
         "parameters": json.loads(task.parameters)["spatial_bin"],
+        "parameters_length": len(task.parameters),
         "engine": task.run.engine,
+        "engine_version": task.run.engine_version,
+        "processing_time": type(task.run.processing_time).__name__,
     }
     print(json.dumps(out))
 """
 
 
-def test_plain_pynwb_finds_every_signal(lp_nwb):
+def test_plain_pynwb_finds_every_signal(lp_facemap, lp_nwb):
+    """From the task (found by type) to every signal, with pynwb and ndx_facemap alone: each series links its
+    region row, the pupil centre is in frame pixels (Facemap's ROI-relative 'com' plus the ROI's first row and
+    column, computed here from the _proc.npy itself)."""
     run = subprocess.run([sys.executable, "-c", PLAIN, str(lp_nwb["npy"])], capture_output=True, text=True, check=True)
     seen = json.loads(run.stdout.strip().splitlines()[-1])
     assert seen["facemap_nwb_imported"] is False
-    assert seen["motion_energy"] == ["full_frame", "motion0", "motion1"]
+    assert seen["signals"] == {
+        "motion_energy": ["full_frame", "motion0", "motion1"],
+        "motion_svd": ["full_frame", "motion0", "motion1"],
+        "movie_svd": ["full_frame", "motion0", "motion1"],
+        "pupil_area": ["pupil0"],
+        "pupil_area_smooth": ["pupil0"],
+        "pupil_axes_length": ["pupil0"],
+        "pupil_axes_direction": ["pupil0"],
+        "pupil_center": ["pupil0"],
+        "pupil_center_smooth": ["pupil0"],
+        "blink": ["blink0"],
+        "running": ["running0"],
+    }
     assert seen["motion_svd"] == [994, 500] and seen["masks"] == [500, 19, 30] and seen["singular_values"] == 500
     assert seen["movie_svd"] == [994, 500]
+    assert seen["normalization"] == "singular_values", "Facemap's one-segment masks are U * S"
     assert seen["regions"] == ["full_frame", "motion0", "pupil0", "blink0", "running0", "motion1"]
-    assert seen["region_row"] == 1 and seen["source_video"] == "FaceCamera"
+    proc = trusted_proc(lp_facemap["npy"])
+    assert seen["source_video"] == "FaceCamera" and seen["views"] == [[0, proc["Ly"][0], proc["Lx"][0], "FaceCamera"]]
     assert seen["average_frame"] == seen["average_motion"] == [101, 99]
-    assert seen["pupil"] == ["pupil0_area", "pupil0_area_smooth", "pupil0_axes_direction", "pupil0_axes_length"]
-    assert seen["eye"] == ["pupil0_center", "pupil0_center_smooth"]
-    assert seen["blink"] == ["blink0"] and seen["running"] == [994, 2]
+    (pupil_roi,) = [r for r in proc["rois"] if r["rind"] == 0]
+    origin = np.array([pupil_roi["yrange"][0], pupil_roi["xrange"][0]], dtype=np.float64)
+    assert_array_equal(np.array(seen["center"]), proc["pupil"][0]["com"] + origin)
+    assert f"({int(origin[0])}, {int(origin[1])})" in seen["reference_frame"]
+    assert seen["running"] == [994, 2]
     assert seen["spatial_bin"] == seen["parameters"] == 4 and seen["engine"] == "facemap"
+    assert seen["parameters_length"] < 2000, "the task's parameters should be short enough to read"
+    assert seen["engine_version"] is None, "Facemap's _proc.npy records no version: the attribute is left out"
+    assert seen["processing_time"] == "datetime"
 
 
 def test_spec_is_generated_and_valid(tmp_path):

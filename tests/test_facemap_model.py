@@ -174,7 +174,8 @@ def test_frame_rate_is_a_float(proc_file, face_video, tmp_path):
     with NWBHDF5IO(str(out), "r") as io:
         nwb = io.read()
         assert_allclose(nwb.acquisition["FaceCamera"].rate, 30000 / 1001, rtol=1e-12)
-        assert_allclose(nwb.processing["behavior"]["MotionEnergy"]["full_frame"].rate, 30000 / 1001, rtol=1e-12)
+        task = nwb.processing["behavior"]["FacemapTask"]
+        assert_allclose(task.facemap_time_series["MotionEnergy_full_frame"].rate, 30000 / 1001, rtol=1e-12)
 
 
 # Region rows and Facemap's SVD slots of hand_built_proc(): the full frame, then its ROIs in order.
@@ -188,25 +189,33 @@ def _projection_norms(projections) -> np.ndarray:
 
 
 def _expected_contents(proc: dict) -> dict:
-    """What /processing/behavior must hold, from the hand-built dict and the ndx-facemap spec alone."""
+    """What the task group in /processing/behavior must hold, from the hand-built dict and the ndx-facemap spec
+    alone (paths relative to the task group ``FacemapTask``)."""
     out = {}
     for slot, region in SVD_SLOTS.items():
         name = REGION_NAMES[region]
-        out[f"MotionEnergy/{name}/data"] = proc["motion"][slot]
+        out[f"FacemapTask/MotionEnergy_{name}/data"] = proc["motion"][slot]
         for kind, key in (("Motion", "mot"), ("Movie", "mov")):
-            out[f"{kind}SVD_{name}/data"] = proc[f"{key}SVD"][slot]
-            out[f"{kind}SVD_{name}/masks"] = np.moveaxis(proc[f"{key}Mask_reshape"][slot], -1, 0)  # component first
+            out[f"FacemapTask/{kind}SVD_{name}/data"] = proc[f"{key}SVD"][slot]
+            masks = np.moveaxis(proc[f"{key}Mask_reshape"][slot], -1, 0)  # component first
+            out[f"FacemapTask/{kind}SVD_{name}/masks"] = masks
     pupil = proc["pupil"][0]
-    for field, key in (("area", "area"), ("area_smooth", "area_smooth"), ("axes_length", "axlen")):
-        out[f"PupilTracking/pupil0_{field}/data"] = pupil[key]
-    out["PupilTracking/pupil0_axes_direction/data"] = pupil["axdir"]
-    out["EyeTracking/pupil0_center/data"] = pupil["com"]
-    out["EyeTracking/pupil0_center_smooth/data"] = pupil["com_smooth"]
-    out["Blink/blink0/data"] = proc["blink"][0]
-    out["Running/running0/data"] = proc["running"][0]
-    out["FacemapSummaryImages/average_frame"] = proc["avgframe_reshape"]
-    out["FacemapSummaryImages/average_motion"] = proc["avgmotion_reshape"]
+    for series, key in (("PupilArea", "area"), ("PupilAreaSmooth", "area_smooth"), ("PupilAxesLength", "axlen"),
+                        ("PupilAxesDirection", "axdir")):  # fmt: skip
+        out[f"FacemapTask/{series}_pupil0/data"] = pupil[key]
+    # Facemap's centre is relative to the pupil ROI: the file holds it in frame pixels, shifted by the ROI's
+    # first row and column (yrange[0], xrange[0]).
+    origin = np.array([proc["rois"][pupil_roi]["yrange"][0], proc["rois"][pupil_roi]["xrange"][0]], np.float64)
+    out["FacemapTask/PupilCenter_pupil0/data"] = pupil["com"] + origin
+    out["FacemapTask/PupilCenterSmooth_pupil0/data"] = pupil["com_smooth"] + origin
+    out["FacemapTask/Blink_blink0/data"] = proc["blink"][0]
+    out["FacemapTask/Running_running0/data"] = proc["running"][0]
+    out["FacemapTask/summary_images/average_frame"] = proc["avgframe_reshape"]
+    out["FacemapTask/summary_images/average_motion"] = proc["avgmotion_reshape"]
     return out
+
+
+pupil_roi = 1  # the pupil ROI's index in hand_built_proc()["rois"]
 
 
 def _expected_regions(proc: dict) -> dict:
@@ -281,16 +290,20 @@ def _assert_stored_equals_proc(path, backend, proc):
         assert_array_equal(arrays[name], expected, err_msg=name, strict=True)  # values, shape and dtype
     for slot, region in SVD_SLOTS.items():
         for kind, key in (("Motion", "mot"), ("Movie", "mov")):
-            name = f"{kind}SVD_{REGION_NAMES[region]}/singular_values"
+            name = f"FacemapTask/{kind}SVD_{REGION_NAMES[region]}/singular_values"
             # Facemap's motSv/movSv belong to the last region of its loop (slot 2); for the others the
             # singular values are the projections' norms.
             expected = proc[f"{key}Sv"] if slot == 2 else _projection_norms(proc[f"{key}SVD"][slot])
             assert_allclose(arrays[name], expected, rtol=1e-6, err_msg=name)
-    series = {n.split("/")[0] for n in arrays if "SVD_" in n}
+    series = {n.split("/")[1] for n in arrays if "SVD_" in n}
     assert series == {f"{k}SVD_{REGION_NAMES[r]}" for k in ("Motion", "Movie") for r in SVD_SLOTS.values()}
     for slot, region in SVD_SLOTS.items():
         for kind in ("Motion", "Movie"):
-            assert_array_equal(arrays[f"{kind}SVD_{REGION_NAMES[region]}/region"], [region], err_msg="region row")
+            name = f"FacemapTask/{kind}SVD_{REGION_NAMES[region]}/region"
+            assert_array_equal(arrays[name], [region], err_msg="region row")
+        assert_array_equal(arrays[f"FacemapTask/MotionEnergy_{REGION_NAMES[region]}/region"], [region])
+    for name, row in (("PupilArea_pupil0", 2), ("PupilCenter_pupil0", 2), ("Blink_blink0", 3), ("Running_running0", 4)):
+        assert_array_equal(arrays[f"FacemapTask/{name}/region"], [row], err_msg=f"{name}: region row")
     for name, expected in _expected_regions(proc).items():
         assert_array_equal(arrays[name], expected, err_msg=name)
     assert rates and set(rates.values()) == {30.0}, f"series rates {rates}: the video's rate is 30 frames/s"

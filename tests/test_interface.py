@@ -36,6 +36,10 @@ class TestFacemapInterface(DataInterfaceTestMixin, TemporalAlignmentMixin):
         )
         cls.proc = trusted_proc(synthetic_facemap["npy"])
 
+    def edit_metadata(self, metadata):
+        metadata["Subject"] = dict(subject_id="m1", species="Mus musculus", sex="F", age="P60D")
+        return metadata
+
     def check_extracted_metadata(self, metadata):
         assert metadata["Behavior"]["Facemap"]["task_id"] == "0"
         assert metadata["Devices"]["facemap_camera"]["name"] == "FaceCamera"
@@ -74,32 +78,51 @@ def test_interface_inside_converter_with_video(synthetic_facemap, tmp_path, monk
     with NWBHDF5IO(str(out), "r") as io:
         nwb = io.read()
         assert list(nwb.acquisition) == ["FaceVideo"], "the Facemap interface must link to the video, not add another"
-        svd = nwb.processing["behavior"]["MotionSVD_full_frame"]
-        assert svd.source_video.name == "FaceVideo"
-        assert nwb.processing["behavior"]["FacemapTask"].regions["source_video"][0].name == "FaceVideo"
+        task = nwb.processing["behavior"]["FacemapTask"]
+        assert task.facemap_svd_series["MotionSVD_full_frame"].source_video.name == "FaceVideo"
+        assert [view.video.name for view in task.views] == ["FaceVideo"]
     assert serious_inspector_messages(out) == []
     out.unlink()
 
 
 def test_aligned_timestamps_are_written(synthetic_facemap, tmp_path):
-    interface = FacemapInterface(file_path=synthetic_facemap["npy"], video_file_paths=[synthetic_facemap["video"]])
-    aligned = interface.get_original_timestamps() * 1.001 + 12.5
-    interface.set_aligned_timestamps(aligned)
-    out = tmp_path / "aligned.nwb"
-    metadata = interface.get_metadata()
-    metadata["Subject"] = dict(subject_id="m1", species="Mus musculus", sex="F", age="P60D")
-    interface.run_conversion(nwbfile_path=str(out), metadata=metadata)
+    """Regular aligned times (a drift and an offset) are written as starting time and rate on the video and every
+    series; irregular ones are stored once, on the video this interface writes, and every series links to them."""
+    import h5py
     from pynwb import NWBHDF5IO
 
-    with NWBHDF5IO(str(out), "r") as io:
-        series = io.read().processing["behavior"]["MotionEnergy"]["full_frame"]
-        np.testing.assert_allclose(series.timestamps[:], aligned)
+    interface = FacemapInterface(file_path=synthetic_facemap["npy"], video_file_paths=[synthetic_facemap["video"]])
+    metadata = interface.get_metadata()
+    metadata["Subject"] = dict(subject_id="m1", species="Mus musculus", sex="F", age="P60D")
+    original = interface.get_original_timestamps()
+    jitter = np.random.default_rng(3).uniform(0, 0.004, original.size)
+    for name, aligned in (("regular", original * 1.001 + 12.5), ("irregular", original + 12.5 + jitter)):
+        interface.set_aligned_timestamps(aligned)
+        out = tmp_path / f"{name}.nwb"
+        interface.run_conversion(nwbfile_path=str(out), metadata=metadata)
+        with NWBHDF5IO(str(out), "r") as io:
+            nwb = io.read()
+            task, video = nwb.processing["behavior"]["FacemapTask"], nwb.acquisition["FaceCamera"]
+            for series in [video, *task.series.values()]:
+                if series.rate is not None:  # an external-file ImageSeries has no data to count frames from
+                    times = series.starting_time + np.arange(aligned.size) / series.rate
+                else:
+                    times = series.timestamps[:]
+                np.testing.assert_allclose(times, aligned, rtol=0, atol=1e-9, err_msg=series.name)
+                assert (series.rate is None) == (name == "irregular"), series.name
+        with h5py.File(out, "r") as f:
+            stored = []
+            f.visititems(lambda path, item: stored.append(path) if path.endswith("/timestamps") else None)
+            hard = [p for p in stored if isinstance(f.get(p, getlink=True), h5py.HardLink)]
+            assert hard == ([] if name == "regular" else ["acquisition/FaceCamera/timestamps"]), hard
+        assert serious_inspector_messages(out) == []
     with pytest.raises(ValueError, match="Got 3 aligned timestamps for 300 frames"):
         interface.set_aligned_timestamps([1.0, 2.0, 3.0])
 
 
 def test_two_facemap_tasks_in_one_converter(synthetic_facemap, monkeypatch):
-    """Two Facemap interfaces (two tasks) write into one file, each with its own metadata key and name suffix."""
+    """Two Facemap interfaces (two tasks) write into one file, each with its own metadata key; each task is its own
+    group, found by type and task id, with nothing inside renamed."""
 
     class Converter(NWBConverter):
         data_interface_classes = dict(Video=ExternalVideoInterface, First=FacemapInterface, Second=FacemapInterface)
@@ -115,7 +138,7 @@ def test_two_facemap_tasks_in_one_converter(synthetic_facemap, monkeypatch):
     )
     metadata = converter.get_metadata()
     metadata["Behavior"]["Facemap"]["video_name"] = "FaceVideo"
-    metadata["Behavior"]["FacemapRerun"].update(video_name="FaceVideo", task_id="rerun", name_suffix="_task-rerun")
+    metadata["Behavior"]["FacemapRerun"].update(video_name="FaceVideo", task_id="rerun")
     metadata["Subject"] = dict(subject_id="m1", species="Mus musculus", sex="F", age="P60D")
     out = synthetic_facemap["video"].parent / "two_tasks.nwb"  # beside the video: its path is relative
     converter.run_conversion(nwbfile_path=str(out), metadata=metadata)
@@ -129,9 +152,12 @@ def test_two_facemap_tasks_in_one_converter(synthetic_facemap, monkeypatch):
 
     with NWBHDF5IO(str(out), "r") as io:
         behavior = io.read().processing["behavior"]
-        assert {"FacemapTask", "FacemapTask_task-rerun", "MotionSVD_full_frame_task-rerun"} <= set(
-            behavior.data_interfaces
-        )
+        assert set(behavior.data_interfaces) == {"FacemapTask", "FacemapTask_rerun"}
+        first, second = behavior["FacemapTask"], behavior["FacemapTask_rerun"]
+        assert (first.task_id, second.task_id) == ("0", "rerun")
+        assert sorted(first.series) == sorted(second.series) and "MotionSVD_full_frame" in second.series
+        for task in (first, second):
+            assert all(series.region.table is task.regions for series in task.series.values())
     assert serious_inspector_messages(out) == []
     out.unlink()
 
@@ -161,8 +187,10 @@ def test_second_camera_needs_its_own_video_series(synthetic_facemap, monkeypatch
         )
         metadata = converter.get_metadata()
         metadata["Subject"] = dict(subject_id="m1", species="Mus musculus", sex="F", age="P60D")
-        metadata["Behavior"]["FacemapBody"].update(task_id="body", name_suffix="_task-body")
-        with pytest.raises(ValueError, match=r"ImageSeries 'FaceCamera' already in the file shows .*video_name"):
+        metadata["Behavior"]["FacemapBody"].update(task_id="body")
+        with pytest.raises(
+            ValueError, match=r"already holds an ImageSeries 'FaceCamera' of other video files.*video_name"
+        ):
             converter.run_conversion(nwbfile_path=str(out), metadata=metadata)
         assert not out.exists()
         metadata["Behavior"]["FacemapBody"]["video_name"] = "BodyCamera"
@@ -171,10 +199,13 @@ def test_second_camera_needs_its_own_video_series(synthetic_facemap, monkeypatch
 
         with NWBHDF5IO(str(out), "r") as io:
             behavior = io.read().processing["behavior"]
-            assert behavior["MotionSVD_full_frame_task-body"].source_video.name == "BodyCamera"
-            files = behavior["MotionSVD_full_frame_task-body"].source_video.external_file
+            body_svd = behavior["FacemapTask_body"].facemap_svd_series["MotionSVD_full_frame"]
+            assert body_svd.source_video.name == "BodyCamera"
+            assert behavior["FacemapTask_body"].views[0].video.name == "BodyCamera"
+            files = body_svd.source_video.external_file
             assert [Path(f) for f in files] == [body]  # absolute: a converter does not know the file's folder
-            assert behavior["MotionSVD_full_frame"].source_video.name == "FaceCamera"
+            face_svd = behavior["FacemapTask"].facemap_svd_series["MotionSVD_full_frame"]
+            assert face_svd.source_video.name == "FaceCamera"
     finally:
         shutil.rmtree(body.parent)
         out.unlink(missing_ok=True)

@@ -53,6 +53,15 @@ def test_run_session_end_to_end_and_memoized(layout, capsys):
     path = write_spec(folder, spec)
     first = run_session(path)
     assert first.nwb_path == folder / "processed" / "nwb" / "sub-m1" / "sub-m1_ses-day1_behavior+image.nwb"
+    # The videos are in the Dandiset beside it (symlinks by default), named relative to it.
+    media = first.nwb_path.parent / "sub-m1_ses-day1_behavior+image"
+    assert first.videos == [media / f"FaceCamera_external_file_{i}.mp4" for i in range(2)]
+    assert [p.resolve() for p in first.videos] == [folder / "raw" / "m1" / "day1" / f"face{i}.mp4" for i in range(2)]
+    from pynwb import NWBHDF5IO
+
+    with NWBHDF5IO(str(first.nwb_path), "r") as io:
+        stored = list(io.read().acquisition["FaceCamera"].external_file[:])
+    assert stored == [p.relative_to(first.nwb_path.parent).as_posix() for p in first.videos]
     assert first.summary_png.exists() and not first.reused
     assert first.task_folder == folder / "processed" / "m1" / "day1" / "facemap_0"
     results = read_facemap_nwb(first.nwb_path)
@@ -231,14 +240,18 @@ def test_session_with_two_tasks_on_two_cameras(layout, capsys):
         nwb = io.read()
         behavior = nwb.processing["behavior"]
         assert {"BodyCamera", "FaceCamera"} <= set(nwb.acquisition)
-        assert behavior["FacemapTask_task-0"].task_id == "0" and behavior["FacemapTask_task-whole"].spatial_bin == 2
-        assert behavior["MotionSVD_full_frame_task-whole"].source_video.name == "BodyCamera"
-        assert behavior["MotionSVD_full_frame_task-0"].source_video.name == "FaceCamera"
-        assert "pupil_area" in behavior["PupilTracking_task-0"].time_series
-        assert (
-            "MotionEnergy" not in behavior.data_interfaces
-            and "PupilTracking_task-whole" not in behavior.data_interfaces
-        )
+        assert set(behavior.data_interfaces) == {"FacemapTask_0", "FacemapTask_whole"}
+        face, whole_task = behavior["FacemapTask_0"], behavior["FacemapTask_whole"]
+        assert face.task_id == "0" and whole_task.spatial_bin == 2
+        assert [v.video.name for v in whole_task.views] == ["BodyCamera"]
+        assert [(v.height, v.width) for v in whole_task.views] == [(48, 64)]
+        assert [v.video.name for v in face.views] == ["FaceCamera"]
+        assert whole_task.facemap_svd_series["MotionSVD_full_frame"].source_video.name == "BodyCamera"
+        assert face.facemap_svd_series["MotionSVD_full_frame"].source_video.name == "FaceCamera"
+        assert "pupil_area" in {s.signal for s in face.facemap_time_series.values()}
+        assert not whole_task.facemap_spatial_series and {
+            s.signal for s in whole_task.facemap_time_series.values()
+        } == {"motion_energy"}
     assert serious_inspector_messages(result.nwb_path) == []
     with pytest.raises(ValueError, match=r"holds Facemap tasks \['0', 'whole'\]: choose one with task_id"):
         read_facemap_nwb(result.nwb_path)
@@ -291,6 +304,7 @@ def test_session_state_follows_the_spec_and_the_file(layout):
     # A file put there some other way (or an older file left by a run that failed before publishing):
     shutil.copy(next(result.task_folders[0].glob("results-*.nwb")), result.nwb_path)
     assert _session_state(path) == "stale", "an NWB file the stamp does not name"
+    result.nwb_path.unlink()  # its video paths are relative to the cache's folder: not a file to inspect
 
 
 def test_task_ids_that_look_alike(layout):

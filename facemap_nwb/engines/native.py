@@ -550,10 +550,10 @@ def run_native(
         timings.update(
             decode=t_decode, averages=t1 - t0 - t_decode, svd=t2 - t1, projection=t3 - t2, decodes=source.decodes
         )
-    return _results(plan, recordings, avg_frame, avg_motion, bases, acc)
+    return _results(plan, recordings, avg_frame, avg_motion, bases, acc, facemap_compatible)
 
 
-def _results(plan, recordings, avg_frame, avg_motion, bases, acc) -> FacemapResults:
+def _results(plan, recordings, avg_frame, avg_motion, bases, acc, facemap_compatible: bool = True) -> FacemapResults:
     svds = {"motion": [], "movie": []}
     for (kind, region), c in bases.items():
         masks = _masks(plan, region, c.u_t)
@@ -587,4 +587,5 @@ def _results(plan, recordings, avg_frame, avg_motion, bases, acc) -> FacemapResu
         engine_version=package_version("facemap-nwb"),
         processing_time=datetime.now(timezone.utc),
         video_files=[[str(p) for p in files] for files in zip(*(r.paths for r in recordings))],
+        frame_alignment="facemap" if facemap_compatible else "previous",
     )

@@ -11,6 +11,27 @@ except ImportError as err:  # pragma: no cover - a dependency of facemap-nwb
         "facemap-nwb needs the ndx-facemap extension: pip install ./ndx-facemap (from the facemap-nwb repository)."
     ) from err
 
-from ndx_facemap import NAMESPACE, SPEC_PATH, FacemapRegions, FacemapRun, FacemapSVDSeries, FacemapTask
+from ndx_facemap import (
+    NAMESPACE,
+    SPEC_PATH,
+    FacemapRegions,
+    FacemapRun,
+    FacemapSpatialSeries,
+    FacemapSVDSeries,
+    FacemapTask,
+    FacemapTimeSeries,
+    FacemapView,
+)
 
-__all__ = ["NAMESPACE", "SPEC_PATH", "FacemapRegions", "FacemapRun", "FacemapTask", "FacemapSVDSeries", "ndx_facemap"]
+__all__ = [
+    "NAMESPACE",
+    "SPEC_PATH",
+    "FacemapRegions",
+    "FacemapRun",
+    "FacemapSpatialSeries",
+    "FacemapSVDSeries",
+    "FacemapTask",
+    "FacemapTimeSeries",
+    "FacemapView",
+    "ndx_facemap",
+]

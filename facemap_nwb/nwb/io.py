@@ -13,7 +13,12 @@ from pynwb.file import Subject
 
 from ..atomic import GuardedFile, atomic_output, check_output_path, output_error, write_error_in
 from ..video import VideoRecording
+from .extension import NAMESPACE
+from .extension import ndx_facemap as _ndx_facemap
 from .recording import add_recording, read_recordings_from_nwbfile
+
+#: The ndx-facemap format this facemap-nwb writes and reads.
+FORMAT_VERSION = _ndx_facemap.FORMAT_VERSION
 
 __all__ = [
     "NWBValidationError",
@@ -285,6 +290,36 @@ def _read(io, path: Path):
         raise _not_nwb(path, err) from None
 
 
+def _read_spec_versions(path: Path) -> list[str]:
+    """The ndx-facemap versions an NWB file's cached specifications hold (empty when none is cached)."""
+    try:
+        if path.is_dir():
+            import zarr
+
+            group = zarr.open_group(str(path), mode="r")
+            return sorted(group["specifications"][NAMESPACE].group_keys())
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return sorted(f["specifications"][NAMESPACE].keys())
+    except (OSError, KeyError, ValueError, TypeError, AttributeError):
+        return []
+
+
+def check_format_version(path: str | os.PathLike) -> None:
+    """Refuse a file written in an ndx-facemap format this version cannot read (before 1.0: development
+    formats), with a message naming the file, its version and the fix."""
+    path = Path(path)
+    versions = _read_spec_versions(path)
+    old = [v for v in versions if v.split(".")[0].isdigit() and int(v.split(".")[0]) < 1]
+    if old and not any(v.split(".")[0].isdigit() and int(v.split(".")[0]) >= 1 for v in versions):
+        raise ValueError(
+            f"'{path}' was written in ndx-facemap format {old[-1]}, a development format before 1.0 that this "
+            f"facemap-nwb (format {FORMAT_VERSION}) does not read: convert the Facemap output again "
+            "(facemap-nwb convert, or facemap-nwb run for a session spec)."
+        )
+
+
 def read_facemap_nwb(path: str | os.PathLike, *, task_id: str | None = None, lazy: bool = False):
     """The Facemap results of one task stored in an NWB file (HDF5 or Zarr), as a :class:`FacemapResults`.
 
@@ -297,6 +332,7 @@ def read_facemap_nwb(path: str | os.PathLike, *, task_id: str | None = None, laz
     from .facemap import results_from_nwbfile
 
     path = Path(path)
+    check_format_version(path)
     io = _open_for_reading(path)
     try:
         results = results_from_nwbfile(_read(io, path), task_id=task_id, lazy=lazy)

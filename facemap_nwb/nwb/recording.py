@@ -6,7 +6,8 @@ Where each ``RecordingInfo`` field lives:
 ==================  =============================================================================
 field               location
 ==================  =============================================================================
-files               ``acquisition[<name>].external_file`` (paths relative to the NWB file's folder)
+files               ``acquisition[<name>].external_file`` (paths relative to the NWB file's folder;
+                    ``VideoFiles["external_file"]`` holds the same strings, made once for both)
 starting frames     ``acquisition[<name>].external_file.attrs["starting_frame"]``
 camera              ``acquisition[<name>].device`` -> ``devices[<camera>]``
 width, height       ``acquisition[<name>].dimension`` = ``[width, height]`` (NWB's x, y order)
@@ -86,6 +87,9 @@ def add_recording(
     nwb_dir: str | os.PathLike | None,
     starting_time: float | None = None,
     description: str | None = None,
+    timestamps=None,
+    rate: float | None = None,
+    external_file: list[str] | None = None,
 ) -> ImageSeries:
     """Add one camera recording to ``nwbfile`` as an external-file ``ImageSeries`` with its device.
 
@@ -104,22 +108,44 @@ def add_recording(
         container has a creation time at or after the session start, else 0.
     description : str, optional
         Description of the ImageSeries.
+    timestamps : array, optional
+        Frame times to store instead of the recording's own (aligned ones; irregular ones are stored once
+        here, and the signals derived from the video link to them).
+    rate : float, optional
+        With ``starting_time``: a regular frame clock to store instead of the recording's own (aligned).
+    external_file : list of str, optional
+        The path to store for each file, as it is (e.g. where the file lies in a Dandiset, relative to the
+        NWB file's folder); by default each probed file's path relative to ``nwb_dir``. The ImageSeries'
+        ``external_file`` and the ``VideoFiles`` table's ``external_file`` column hold the same strings.
     """
     if recording.name in nwbfile.acquisition:
         raise ValueError(
             f"The NWB file already has an acquisition named '{recording.name}'; give each camera its own name."
         )
+    if external_file is None:
+        external_file = [_relative(p, nwb_dir) for p in recording.paths]
+    external_file = [str(p) for p in external_file]
+    if len(external_file) != len(recording.files):
+        raise ValueError(
+            f"Recording '{recording.name}' has {len(recording.files)} file(s) but {len(external_file)} external_file "
+            "path(s) were given; give one path per file."
+        )
     if starting_time is None:
         starting_time = _offset(recording.start_time, nwbfile.session_start_time)
-    timing = (
-        {"rate": recording.rate, "starting_time": starting_time, "num_samples": recording.frame_count}
-        if recording.is_regular
-        else {"timestamps": recording.timestamps + starting_time}
-    )
+    if timestamps is not None:
+        timing = {"timestamps": np.asarray(timestamps, dtype=np.float64)}
+    elif rate is not None:
+        timing = {"rate": float(rate), "starting_time": float(starting_time), "num_samples": recording.frame_count}
+    else:
+        timing = (
+            {"rate": recording.rate, "starting_time": starting_time, "num_samples": recording.frame_count}
+            if recording.is_regular
+            else {"timestamps": recording.timestamps + starting_time}
+        )
     series = ImageSeries(
         name=recording.name,
         description=description or f"Video of camera '{recording.device}' in {len(recording.files)} file(s).",
-        external_file=[_relative(p, nwb_dir) for p in recording.paths],
+        external_file=external_file,
         starting_frame=recording.starting_frames,
         format="external",
         dimension=[recording.width, recording.height],
@@ -129,10 +155,10 @@ def add_recording(
     )
     nwbfile.add_acquisition(series)
     table = _files_table(nwbfile)
-    for info, first in zip(recording.files, recording.starting_frames):
+    for info, first, path in zip(recording.files, recording.starting_frames, external_file):
         table.add_row(
             recording=recording.name,
-            external_file=_relative(info.path, nwb_dir),
+            external_file=path,
             starting_frame=first,
             frame_count=info.frame_count,
             height=info.height,

@@ -1,8 +1,9 @@
-"""Write ``data/facemap_nwb_0.1.0.nwb``, the small file facemap-nwb 0.1 writes, for the back-compat tests.
+"""Write ``data/facemap_nwb_1.0.0.nwb``, a small file facemap-nwb writes in format 1.0.0, for the back-compat tests.
 
-Run with facemap-nwb installed: ``python ndx-facemap/tests/make_test_file.py``. The file is committed; the
-tests read it with only pynwb and ndx-facemap installed. Its video (40 synthetic frames, 60 x 80) is not kept:
-the file refers to it by name only.
+Run with facemap-nwb installed: ``python ndx-facemap/tests/make_test_file.py`` (``--overwrite`` to replace an
+existing file). The file is committed and never rewritten for a later format: every later ndx-facemap must read
+it (a new format version adds its own file beside it). The tests read it with only pynwb and ndx-facemap
+installed. Its video (40 synthetic frames, 60 x 80) is not kept: the file refers to it by name only.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from facemap_nwb.convert import write_results_nwb
-from facemap_nwb.params import ROI, FacemapParameters
 from facemap_nwb.engines import process_recordings
+from facemap_nwb.params import ROI, FacemapParameters
 from facemap_nwb.synthetic import make_face_video
 from facemap_nwb.video import probe_recording
 
-OUT = Path(__file__).resolve().parent / "data" / "facemap_nwb_0.1.0.nwb"
+OUT = Path(__file__).resolve().parent / "data" / "facemap_nwb_1.0.0.nwb"
 
 
-def main() -> None:
+def main(overwrite: bool = False) -> None:
+    if OUT.exists() and not overwrite:
+        raise SystemExit(f"{OUT} exists: back-compat files are not rewritten (pass --overwrite to replace it).")
     with tempfile.TemporaryDirectory() as folder:
         video = make_face_video(Path(folder) / "face.mp4", n_frames=40, height=60, width=80)
         recording = probe_recording([video])
@@ -37,8 +40,11 @@ def main() -> None:
         )
         results = process_recordings([recording], params)
         metadata = {"NWBFile": {"session_start_time": datetime(2024, 5, 6, 12, 30, tzinfo=timezone.utc)}}
+        OUT.parent.mkdir(parents=True, exist_ok=True)
         write_results_nwb(OUT, results, [recording], metadata=metadata, task_id="face", overwrite=True)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(overwrite="--overwrite" in sys.argv[1:])
