@@ -93,6 +93,11 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
     ):
         super().__init__(file_path=file_path, video_file_paths=video_file_paths, verbose=verbose)
         self.metadata_key = metadata_key
+        if not video_file_paths or not all(video_file_paths):
+            raise ValueError(
+                f"FacemapInterface('{file_path}'): video_file_paths is empty; give the video file(s) Facemap "
+                "processed (one list of files per camera for several cameras)."
+            )
         self.results = load_facemap_results(file_path)
         views = [list(v) for v in video_file_paths] if isinstance(video_file_paths[0], list) else [video_file_paths]
         if self.results.view_shapes and len(views) != len(self.results.view_shapes):

@@ -271,3 +271,10 @@ def test_a_second_camera_list_must_match_the_views(source):
     video, npy = source
     with pytest.raises(ValueError, match=r"1 simultaneous camera view\(s\) but video_file_paths gives 2"):
         FacemapInterface(npy, video_file_paths=[[video], [video]])
+
+
+def test_no_video_is_refused_with_the_fix(source):
+    _, npy = source
+    for empty in ([], [[]]):
+        with pytest.raises(ValueError, match="video_file_paths is empty; give the video file"):
+            FacemapInterface(npy, video_file_paths=empty)
