@@ -88,14 +88,19 @@ def _primary_motion_svd(results):
 # -- the panels: each draws one kind of signal on its axes and returns its x label --------------------------------
 
 
-def _draw_motion_energy(ax, results, colors, rate) -> str:
+def _draw_scaled(ax, results, traces: dict, colors, rate, what: str) -> str:
+    """One trace per region, each scaled to its maximum."""
     label = "frame"
-    for index, trace in results.motion_energy.items():
+    for index, trace in traces.items():
         t, label = _time_axis(len(trace), rate)
         ax.plot(t, _scaled(trace), linewidth=0.8, color=colors[index], label=results.regions[index].name)
-    ax.set_title("Motion energy (each trace scaled to its maximum)", fontsize=10)
-    _legend(ax, len(results.motion_energy))
+    ax.set_title(f"{what} (each trace scaled to its maximum)", fontsize=10)
+    _legend(ax, len(traces))
     return label
+
+
+def _draw_motion_energy(ax, results, colors, rate) -> str:
+    return _draw_scaled(ax, results, results.motion_energy, colors, rate, "Motion energy")
 
 
 def _draw_projections(ax, results, svd, rate) -> str:
@@ -129,13 +134,7 @@ def _draw_pupils(ax, results, colors, rate) -> str:
 
 
 def _draw_blinks(ax, results, colors, rate) -> str:
-    label = "frame"
-    for index, trace in results.blinks.items():
-        t, label = _time_axis(len(trace), rate)
-        ax.plot(t, _scaled(trace), linewidth=0.8, color=colors[index], label=results.regions[index].name)
-    ax.set_title("Blink (each trace scaled to its maximum)", fontsize=10)
-    _legend(ax, len(results.blinks))
-    return label
+    return _draw_scaled(ax, results, results.blinks, colors, rate, "Blink")
 
 
 def _draw_running(ax, results, colors, rate) -> str:
