@@ -1,7 +1,7 @@
 """facemap_nwb: Facemap face-video analysis (recordings, motion energy, SVDs, pupil, blink,
 running) into NWB files that DANDI accepts, neuroconv pipelines use and pynwb reads back."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .paths import DataPaths
 from .video import GrayFrameReader, VideoError, VideoFileInfo, VideoRecording, probe_recording, probe_video

@@ -51,7 +51,7 @@ file is the one stamped for today's spec and inputs, and a batch then skips it.
 
 The Dandiset holds the videos too, in the layout of ``dandi organize --media-files-mode``
 (:mod:`facemap_nwb.dandiset`): ``<output>/sub-<subject>/<stem>/<recording>_external_file_<n>.<ext>``
-beside the NWB file, whose ``external_file`` paths (and ``VideoFiles`` rows, the same strings) are relative
+beside the NWB file, whose ``external_file`` paths (stored there only; ``VideoFiles`` rows point to them) are relative
 to its folder. ``videos`` says how they get there: ``symlink`` (the default; nothing is duplicated),
 ``hardlink``, ``copy`` or ``move``; ``--videos`` on ``run`` and ``batch`` overrides it, and the mode is part of
 what the file is stamped with. Videos are put in place once every task has its results, just before the

@@ -57,15 +57,17 @@ def sources(folder: Path) -> list[Path]:
 
 
 def external_files(nwb_path: Path) -> dict[str, list[str]]:
-    """Each ImageSeries' external_file and the VideoFiles table's paths of that recording, read with pynwb."""
+    """Each ImageSeries' external_file, and the VideoFiles table's columns of that recording, read with pynwb."""
     from pynwb import NWBHDF5IO
 
     with NWBHDF5IO(str(nwb_path), "r", load_namespaces=True) as io:
         nwb = io.read()
         series = {name: list(nwb.acquisition[name].external_file[:]) for name in NAMES}
         rows = nwb.acquisition["VideoFiles"].to_dataframe()
-        table = {name: list(rows[rows["recording"] == name]["external_file"]) for name in NAMES}
-    return {"series": series, "table": table}
+        columns = list(rows.columns)
+        starts = {name: [int(v) for v in nwb.acquisition[name].starting_frame[:]] for name in NAMES}
+        table = {name: [int(v) for v in rows[rows["recording"] == name]["starting_frame"]] for name in NAMES}
+    return {"series": series, "columns": columns, "starts": starts, "table": table}
 
 
 def check_resolves(nwb_path: Path) -> list[Path]:
@@ -122,7 +124,8 @@ def test_each_mode_puts_the_videos_beside_the_nwb_file(tmp_path, mode):
         "FaceCamera": [f"{STEM}/{t}" for t in TARGETS[:2]],
         "BodyCamera": [f"{STEM}/{TARGETS[2]}"],
     }
-    assert paths["table"] == paths["series"], "VideoFiles repeats the same relative paths"
+    assert "external_file" not in paths["columns"], "paths are stored once, in the ImageSeries"
+    assert paths["table"] == paths["starts"], "each VideoFiles row names its file by starting_frame"
     check_resolves(nwb)
     assert dandi_violations(nwb) == []
     for task_folder in result.task_folders:  # the caches' videos resolve too (with move: in the Dandiset)
@@ -267,8 +270,9 @@ def test_upper_case_extensions_become_lower_case(tmp_path):
     assert load_session_spec(path).video_targets(1)[0].name == "BodyCamera_external_file_0.mp4"
 
 
-def test_video_files_table_holds_the_series_paths(tmp_path, three_segments):
-    """add_recording derives both from one list: given paths are stored verbatim in both places."""
+def test_video_paths_are_stored_once(tmp_path, three_segments):
+    """Given paths are stored verbatim in the ImageSeries, the only place a path is kept, and read back from
+    there; the VideoFiles rows point to them by starting_frame."""
     from datetime import datetime, timezone
 
     from pynwb import NWBFile
@@ -282,7 +286,17 @@ def test_video_files_table_holds_the_series_paths(tmp_path, three_segments):
     given = ["videos/a.mp4", "videos/b.mp4", "videos/c.mp4"]
     series = add_recording(nwbfile, recording, nwb_dir=tmp_path, external_file=given)
     assert list(series.external_file) == given
-    assert list(nwbfile.acquisition["VideoFiles"]["external_file"].data) == given
+    assert "external_file" not in nwbfile.acquisition["VideoFiles"].colnames
+    assert list(nwbfile.acquisition["VideoFiles"]["starting_frame"].data) == list(series.starting_frame)
+    from facemap_nwb.nwb.recording import read_recordings_from_nwbfile
+
+    (back,) = read_recordings_from_nwbfile(nwbfile, nwb_dir=tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in back.paths] == given
+    # A facemap-nwb 0.1 file also has a VideoFiles.external_file column (stale after dandi organize): ignored.
+    table = nwbfile.acquisition["VideoFiles"]
+    table.add_column(name="external_file", description="old copy of the paths", data=["../raw/old.mp4"] * 3)
+    (back,) = read_recordings_from_nwbfile(nwbfile, nwb_dir=tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in back.paths] == given
     with pytest.raises(ValueError, match="has 3 file\\(s\\) but 2 external_file"):
         add_recording(NWBFile("t", "i", datetime(2023, 1, 1, tzinfo=timezone.utc)), recording, nwb_dir=None,
                       external_file=given[:2])  # fmt: skip
@@ -333,3 +347,44 @@ def test_session_to_dandi_validate(tmp_path, mode):
         assert len(check_resolves(copied / "sub-m1" / f"{STEM}.nwb")) == 3
     finally:
         aside.rename(tmp_path / "raw")
+
+
+def test_dandi_organize_leaves_no_stale_path(tmp_path, face_video):
+    """`dandi organize --update-external-file-paths` rewrites each ImageSeries' external_file; the paths are
+    stored nowhere else, so plain pynwb and read_facemap_nwb find the moved videos (dandi itself runs here)."""
+    pytest.importorskip("dandi", reason="needs the 'dandi' extra (an environment without Facemap: numpy 2)")
+    from pynwb import NWBHDF5IO
+
+    from facemap_nwb.nwb.io import read_facemap_nwb, read_recordings
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    video = face_video("raw/face.mp4", n_frames=30, creation_time=CREATION)
+    meta = tmp_path / "meta.yaml"
+    meta.write_text(yaml.safe_dump({
+        "NWBFile": {"session_description": "face video", "identifier": "organize-test", "session_id": "day1"},
+        "Subject": {"subject_id": "m1", "species": "Mus musculus", "sex": "F", "age": "P60D"},
+    }))  # fmt: skip
+    source = tmp_path / "out" / "session.nwb"
+    source.parent.mkdir()
+    assert main(["process", str(video), "-o", str(source), "--metadata", str(meta), "--quiet"]) == 0
+    dandiset = tmp_path / "dandiset"
+    dandiset.mkdir()
+    (dandiset / "dandiset.yaml").write_text("identifier: 'DANDI:000000'\nname: test\ndescription: facemap-nwb test\n")
+    dandi = os.path.join(os.path.dirname(sys.executable), "dandi")
+    command = [dandi, "organize", "-d", str(dandiset), "--update-external-file-paths", "--files-mode", "copy",
+               "--media-files-mode", "copy",
+               str(source)]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (organized,) = sorted(dandiset.rglob("*.nwb"))
+    with NWBHDF5IO(str(organized), "r", load_namespaces=True) as io:
+        nwb = io.read()
+        (moved,) = list(nwb.acquisition["FaceCamera"].external_file[:])
+        assert "external_file" not in nwb.acquisition["VideoFiles"].colnames, "no second copy of the path"
+    assert (organized.parent / moved).is_file() and (organized.parent / moved).parent != raw, moved
+    (raw / "face.mp4").unlink()  # only the Dandiset's copies are left
+    source.unlink()
+    (recording,) = read_recordings(organized)
+    assert recording.paths == [(organized.parent / moved).resolve()]
+    assert read_facemap_nwb(organized).frame_count == 30

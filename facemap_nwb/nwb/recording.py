@@ -6,8 +6,10 @@ Where each ``RecordingInfo`` field lives:
 ==================  =============================================================================
 field               location
 ==================  =============================================================================
-files               ``acquisition[<name>].external_file`` (paths relative to the NWB file's folder;
-                    ``VideoFiles["external_file"]`` holds the same strings, made once for both)
+files               ``acquisition[<name>].external_file`` (paths relative to the NWB file's folder), the
+                    only place a path is stored: ``VideoFiles`` rows refer to their file by
+                    ``starting_frame``, so a tool that rewrites the paths (``dandi organize
+                    --update-external-file-paths``) cannot leave a stale copy behind
 starting frames     ``acquisition[<name>].external_file.attrs["starting_frame"]``
 camera              ``acquisition[<name>].device`` -> ``devices[<camera>]``
 width, height       ``acquisition[<name>].dimension`` = ``[width, height]`` (NWB's x, y order)
@@ -16,10 +18,14 @@ frame rate          ``acquisition[<name>].rate`` (regular) ; per file: ``VideoFi
 per-frame times     ``acquisition[<name>].timestamps`` when the rate is not regular
 start time          ``acquisition[<name>].starting_time`` (seconds after the session start);
                     the container's creation time per file: ``VideoFiles["creation_date"]``
-per file            ``acquisition["VideoFiles"]``: one row per file with recording, external_file,
+per file            ``acquisition["VideoFiles"]``: one row per file with recording,
                     starting_frame, frame_count, height, width, rate, duration, creation_date
                     (ISO 8601, empty when the container has none), codec, pixel_format
 ==================  =============================================================================
+
+Files written by facemap-nwb 0.1 also have an ``external_file`` column in ``VideoFiles``; the reader
+ignores it and takes every path from the ImageSeries, so such files read right after
+``dandi organize`` too.
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ VIDEO_FILES_TABLE = "VideoFiles"
 
 _COLUMNS = {
     "recording": "Name of the ImageSeries (one camera's recording) the file belongs to.",
-    "external_file": "Path of the video file, relative to the NWB file's folder.",
-    "starting_frame": "Index of the file's first frame in its recording.",
+    "starting_frame": (
+        "Index of the file's first frame in its recording; the file is the recording ImageSeries' external_file "
+        "entry with this starting_frame (paths are stored there only)."
+    ),
     "frame_count": "Number of frames that decode from the file.",
     "height": "Frame height in pixels.",
     "width": "Frame width in pixels.",
@@ -115,8 +123,8 @@ def add_recording(
         With ``starting_time``: a regular frame clock to store instead of the recording's own (aligned).
     external_file : list of str, optional
         The path to store for each file, as it is (e.g. where the file lies in a Dandiset, relative to the
-        NWB file's folder); by default each probed file's path relative to ``nwb_dir``. The ImageSeries'
-        ``external_file`` and the ``VideoFiles`` table's ``external_file`` column hold the same strings.
+        NWB file's folder); by default each probed file's path relative to ``nwb_dir``. They are stored in
+        the ImageSeries' ``external_file`` only; ``VideoFiles`` rows point to them by ``starting_frame``.
     """
     if recording.name in nwbfile.acquisition:
         raise ValueError(
@@ -155,10 +163,9 @@ def add_recording(
     )
     nwbfile.add_acquisition(series)
     table = _files_table(nwbfile)
-    for info, first, path in zip(recording.files, recording.starting_frames, external_file):
+    for info, first in zip(recording.files, recording.starting_frames):
         table.add_row(
             recording=recording.name,
-            external_file=path,
             starting_frame=first,
             frame_count=info.frame_count,
             height=info.height,
@@ -192,19 +199,37 @@ def read_recordings_from_nwbfile(nwbfile: NWBFile, *, nwb_dir: str | os.PathLike
         series = nwbfile.acquisition[name]
         mine = rows[rows["recording"] == name].sort_values("starting_frame")
         times = None if series.timestamps is None else np.asarray(series.timestamps[:], dtype=float)
-        files = tuple(_file_from_row(row, nwb_dir, times) for row in mine.itertuples())
+        paths = _paths_by_starting_frame(series)
+        files = tuple(_file_from_row(row, nwb_dir, times, paths) for row in mine.itertuples())
         recordings.append(VideoRecording(name=name, files=files, device=series.device.name))
     return recordings
 
 
-def _file_from_row(row, nwb_dir, recording_times: np.ndarray | None) -> VideoFileInfo:
+def _paths_by_starting_frame(series: ImageSeries) -> dict[int, str]:
+    """The ImageSeries' own file paths (the only authoritative ones), keyed by each file's first frame."""
+    paths = [str(p.decode() if isinstance(p, bytes) else p) for p in series.external_file[:]]
+    starts = [0] if series.starting_frame is None else [int(s) for s in series.starting_frame[:]]
+    if len(starts) != len(paths):
+        raise ValueError(
+            f"ImageSeries '{series.name}' has {len(paths)} external_file path(s) but {len(starts)} starting_frame "
+            "value(s); the file was edited by hand or damaged: write it again."
+        )
+    return dict(zip(starts, paths))
+
+
+def _file_from_row(row, nwb_dir, recording_times: np.ndarray | None, paths: dict[int, str]) -> VideoFileInfo:
+    if int(row.starting_frame) not in paths:
+        raise ValueError(
+            f"VideoFiles lists a file of '{row.recording}' starting at frame {row.starting_frame}, but its ImageSeries "
+            f"has files starting at frames {sorted(paths)}; the file was edited by hand or damaged: write it again."
+        )
     if recording_times is None:
         timestamps = np.arange(row.frame_count) / row.rate
     else:
         segment = recording_times[row.starting_frame : row.starting_frame + row.frame_count]
         timestamps = segment - segment[0]
     return VideoFileInfo(
-        path=(Path(nwb_dir) / row.external_file).resolve(),
+        path=(Path(nwb_dir) / paths[int(row.starting_frame)]).resolve(),
         height=int(row.height),
         width=int(row.width),
         frame_count=int(row.frame_count),
