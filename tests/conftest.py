@@ -140,9 +140,8 @@ def trusted_proc(path) -> dict:
 # Every NWB file the tests write passes nwbinspector's DANDI configuration (ndx-facemap issue #10, item 6).
 # After the session, each HDF5 file (*.nwb) and Zarr store (*.nwb.zarr) left under this run's temporary folder
 # is inspected, and each CRITICAL message or best-practice violation is listed with the file, the check and
-# the object. FACEMAP_NWB_INSPECT_WRITTEN=strict makes a finding fail the run; the default ("report") only
-# lists them, because some tests still write files without a Subject or with mock video paths (issue #10,
-# item 6: to be made strict once those tests give complete metadata); 0 turns this off. pynwb's validation is
+# the object; a finding fails the run (FACEMAP_NWB_INSPECT_WRITTEN=report only lists them, 0 turns this off),
+# so every test that writes a file gives it what DANDI needs (a Subject, videos that exist). pynwb's validation is
 # skipped here: every writer validates its file before publishing it. Files a test made unreadable on
 # purpose (damaged copies, text named .nwb) are counted, not inspected.
 
@@ -162,7 +161,7 @@ def _inspect_written(path: Path) -> list:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    mode = os.environ.get("FACEMAP_NWB_INSPECT_WRITTEN", "report")
+    mode = os.environ.get("FACEMAP_NWB_INSPECT_WRITTEN", "strict")
     if mode == "0" or exitstatus not in (0, 1):
         return
     factory = getattr(session.config, "_tmp_path_factory", None)
@@ -190,5 +189,5 @@ def pytest_sessionfinish(session, exitstatus):
         for line in findings:
             reporter.write_line(f"VIOLATION {line}")
         reporter.write_line(f"{len(findings)} violation(s); {len(unreadable)} file(s) unreadable on purpose")
-    if findings and mode == "strict":
+    if findings and mode != "report":
         session.exitstatus = 1

@@ -15,6 +15,7 @@ from facemap_nwb.synthetic import make_face_video
 from .adversarial import refuse
 from .conftest import CREATION
 from .sessions import one_camera_spec
+from .test_recording_nwb import metadata_file
 
 START = ["--session-start", "2024-01-01T00:00:00+00:00"]
 GOOD_ROI = {"type": "motion", "name": "whiskers", "x": 10, "y": 10, "width": 20, "height": 20}
@@ -251,7 +252,8 @@ def test_convert_and_recording_take_session_start_and_name_it_when_missing(tmp_p
     assert "session_start_time" in result.stderr
     from facemap_nwb.cli import main
 
-    assert main(["recording", str(video), "-o", str(tmp_path / "r.nwb"), *START]) == 0
+    meta = ["--metadata", str(metadata_file(tmp_path))]
+    assert main(["recording", str(video), "-o", str(tmp_path / "r.nwb"), *START, *meta]) == 0
 
 
 # ------------------------------------------------------------------------------------------ session specs

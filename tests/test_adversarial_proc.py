@@ -32,12 +32,14 @@ from .adversarial import refuse
 from .mutations import mutate_bytes
 from .conftest import CREATION, trusted_proc
 from .test_facemap_model import T, hand_built_proc
+from .test_recording_nwb import metadata_file
 
 START = "2024-01-01T00:00:00+00:00"
 
 
 def convert_argv(proc: Path, video: Path, folder: Path) -> list:
-    return ["convert", proc, "--video", video, "-o", folder / "out.nwb", "--session-start", START]
+    meta = metadata_file(folder)
+    return ["convert", proc, "--video", video, "-o", folder / "out.nwb", "--session-start", START, "--metadata", meta]
 
 
 def refuse_proc(proc: Path, video: Path, folder: Path, capsys, *names: str):

@@ -15,6 +15,9 @@ from facemap_nwb.engines.native import run_native
 from facemap_nwb.params import ROI, FacemapParameters
 
 from .conftest import CREATION
+from .test_recording_nwb import SESSION, SUBJECT
+
+METADATA = {"NWBFile": dict(SESSION), "Subject": dict(SUBJECT)}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +123,7 @@ def test_frame_count_without_motion_energy(face_video, tmp_path):
         multivideo_svd=False, motion_svd=False, rois=(ROI("pupil", 38, 28, 40, 24, saturation=100),)
     )
     results = run_native([recording], params, progress=False)
-    out = write_results_nwb(tmp_path / "pupil.nwb", results, [recording])
+    out = write_results_nwb(tmp_path / "pupil.nwb", results, [recording], metadata=METADATA)
     assert read_facemap_nwb(out).frame_count == 25
 
 

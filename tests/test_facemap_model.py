@@ -13,7 +13,7 @@ from facemap_nwb.loaders.facemap import load_facemap_results
 from facemap_nwb.nwb.io import read_facemap_nwb
 
 from .conftest import CREATION
-from .test_recording_nwb import SESSION, SUBJECT, serious_inspector_messages
+from .test_recording_nwb import SESSION, SUBJECT, metadata_file, serious_inspector_messages
 
 METADATA = {"NWBFile": dict(SESSION), "Subject": SUBJECT}
 T = 40  # frames
@@ -389,7 +389,7 @@ def test_signal_selection_and_components(proc_file, video, tmp_path):
             "--n-components",
             "2",
             "--metadata",
-            str(_metadata_file(tmp_path)),
+            str(metadata_file(tmp_path)),
         ]
     )
     assert code == 0
@@ -397,14 +397,6 @@ def test_signal_selection_and_components(proc_file, video, tmp_path):
     assert back.motion_energy == {} and back.movie_svd == [] and back.blinks == {}
     assert [s.n_components for s in back.motion_svd] == [2, 2, 2]
     assert len(back.pupils) == 1
-
-
-def _metadata_file(folder):
-    import yaml
-
-    path = folder / "meta.yaml"
-    path.write_text(yaml.safe_dump({"NWBFile": dict(SESSION), "Subject": SUBJECT}))
-    return path
 
 
 def test_malformed_results_file(tmp_path, video):

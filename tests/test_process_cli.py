@@ -16,16 +16,12 @@ from facemap_nwb.params import ROI, FacemapParameters
 
 from .conftest import CREATION
 from .test_bad_input import faststart_video, truncated
-from .test_recording_nwb import SESSION, SUBJECT
+from .test_recording_nwb import metadata_file
 
 
 @pytest.fixture
 def meta(tmp_path):
-    import yaml
-
-    path = tmp_path / "meta.yaml"
-    path.write_text(yaml.safe_dump({"NWBFile": dict(SESSION), "Subject": SUBJECT}))
-    return path
+    return metadata_file(tmp_path)
 
 
 @pytest.fixture
@@ -229,7 +225,8 @@ def test_progress_bar_script(face_video, tmp_path):
     """The installed command shows frames per second on stderr and nothing with --quiet."""
     video = face_video(n_frames=30, creation_time=CREATION)
     run = subprocess.run(
-        [sys.executable, "-m", "facemap_nwb", "process", str(video), "-o", str(tmp_path / "p.nwb"), "--sbin", "4"],
+        [sys.executable, "-m", "facemap_nwb", "process", str(video), "-o", str(tmp_path / "p.nwb"), "--sbin", "4"]
+        + ["--metadata", str(metadata_file(tmp_path))],
         capture_output=True,
         text=True,
     )

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,15 @@ SESSION = {
     "keywords": ["facemap"],
     "session_id": "s1",
 }
+
+
+def metadata_file(folder, name: str = "meta.yaml"):
+    """A metadata YAML with SESSION and SUBJECT (no start time): what DANDI needs beside the video's."""
+    import yaml
+
+    path = Path(folder) / name
+    path.write_text(yaml.safe_dump({"NWBFile": dict(SESSION), "Subject": dict(SUBJECT)}))
+    return path
 
 
 def serious_inspector_messages(path):

@@ -43,6 +43,7 @@ from facemap_nwb.cli import main
 from . import damage
 from .adversarial import refuse
 from .conftest import PAIR_VIDEO, LP_VIDEO, shared_video
+from .test_recording_nwb import metadata_file
 
 START = ["--session-start", "2024-01-01T00:00:00+00:00"]
 
@@ -329,10 +330,15 @@ def _count_passes(monkeypatch) -> list:
     return calls
 
 
+
+def _meta(folder) -> list[str]:
+    return ["--metadata", str(metadata_file(folder))]
+
+
 def test_small_memory_budget_streams_a_good_video(long_mjpeg, tmp_path, monkeypatch, capsys):
     passes = _count_passes(monkeypatch)
     out = tmp_path / "out.nwb"
-    argv = ["process", str(long_mjpeg), "-o", str(out), "--memory-budget", "1", "--quiet", *START]
+    argv = ["process", str(long_mjpeg), "-o", str(out), "--memory-budget", "1", "--quiet", *START, *_meta(tmp_path)]
     assert main(argv) == 0, capsys.readouterr().err
     assert out.exists() and len(passes) > 1, f"the video was decoded {len(passes)} time(s), expected several"
 
@@ -450,7 +456,8 @@ def test_good_videos_probe_and_process(name, tmp_path):
 def test_good_videos_through_the_command_line(name, tmp_path, capsys):
     path = GOOD[name](tmp_path / name)
     out = tmp_path / "out.nwb"
-    assert main(["process", str(path), "-o", str(out), "--quiet", *START]) == 0, capsys.readouterr().err
+    argv = ["process", str(path), "-o", str(out), "--quiet", *START, *_meta(tmp_path)]
+    assert main(argv) == 0, capsys.readouterr().err
     assert out.exists()
     assert main(["info", "--fast", str(path)]) == 0
     assert "packets" in capsys.readouterr().out

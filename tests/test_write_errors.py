@@ -34,6 +34,7 @@ from facemap_nwb.synthetic import make_face_video
 
 from .adversarial import files_under, refuse, refuse_in_subprocess
 from .conftest import CREATION
+from .test_recording_nwb import metadata_file
 
 START = ["--session-start", "2024-01-01T00:00:00+00:00"]
 NO_SPACE = ["No space left on device", f"errno {errno.ENOSPC}"]
@@ -328,7 +329,7 @@ def test_plot_read_only_found_before_work(tmp_path, read_only, proc, capsys, mon
     from facemap_nwb.cli import main
 
     nwb = tmp_path / "in.nwb"
-    assert main([str(a) for a in _convert(proc, nwb)]) == 0
+    assert main([str(a) for a in _convert(proc, nwb, "--metadata", metadata_file(tmp_path))]) == 0
     monkeypatch.setattr("facemap_nwb.plot.plot_summary", lambda *a, **k: pytest.fail("plot_summary ran"))
     folder, why = read_only()
     output = folder / "summary.png"

@@ -3,12 +3,13 @@
 Run with facemap-nwb installed: ``python ndx-facemap/tests/make_test_file.py`` (``--overwrite`` to replace an
 existing file). The file is committed and never rewritten for a later format: every later ndx-facemap must read
 it (a new format version adds its own file beside it). The tests read it with only pynwb and ndx-facemap
-installed. Its video (40 synthetic frames, 60 x 80) is not kept: the file refers to it by name only.
+installed. Its video (40 synthetic frames, 60 x 80) is committed beside it as ``data/face.mp4``, the relative
+path the file's ImageSeries names, and the file has a Subject: nwbinspector's DANDI configuration finds nothing
+in it (the README test copies both).
 """
 
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,24 +25,28 @@ OUT = Path(__file__).resolve().parent / "data" / "facemap_nwb_1.0.0.nwb"
 def main(overwrite: bool = False) -> None:
     if OUT.exists() and not overwrite:
         raise SystemExit(f"{OUT} exists: back-compat files are not rewritten (pass --overwrite to replace it).")
-    with tempfile.TemporaryDirectory() as folder:
-        video = make_face_video(Path(folder) / "face.mp4", n_frames=40, height=60, width=80)
-        recording = probe_recording([video])
-        params = FacemapParameters(
-            spatial_bin=2,
-            movie_svd=True,
-            n_components=5,
-            rois=(
-                ROI("motion", 40, 10, 30, 20, name="whiskers"),
-                ROI("pupil", 10, 10, 20, 14, name="pupil", saturation=100),
-                ROI("blink", 10, 10, 20, 14, name="eyelid", saturation=60),
-                ROI("running", 5, 40, 30, 15, name="wheel"),
-            ),
-        )
-        results = process_recordings([recording], params)
-        metadata = {"NWBFile": {"session_start_time": datetime(2024, 5, 6, 12, 30, tzinfo=timezone.utc)}}
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        write_results_nwb(OUT, results, [recording], metadata=metadata, task_id="face", overwrite=True)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    video = make_face_video(OUT.parent / "face.mp4", n_frames=40, height=60, width=80)
+    recording = probe_recording([video])
+    params = FacemapParameters(
+        spatial_bin=2,
+        movie_svd=True,
+        n_components=5,
+        rois=(
+            ROI("motion", 40, 10, 30, 20, name="whiskers"),
+            ROI("pupil", 10, 10, 20, 14, name="pupil", saturation=100),
+            ROI("blink", 10, 10, 20, 14, name="eyelid", saturation=60),
+            ROI("running", 5, 40, 30, 15, name="wheel"),
+        ),
+    )
+    results = process_recordings([recording], params)
+    metadata = {
+        "NWBFile": {"session_start_time": datetime(2024, 5, 6, 12, 30, tzinfo=timezone.utc),
+                    "session_description": "A synthetic face video for ndx-facemap's back-compat tests.",
+                    "experimenter": ["Doe, Jane"], "institution": "Test Institute", "lab": "Test Lab"},
+        "Subject": {"subject_id": "m1", "species": "Mus musculus", "sex": "F", "age": "P60D"},
+    }  # fmt: skip
+    write_results_nwb(OUT, results, [recording], metadata=metadata, task_id="face", overwrite=True)
 
 
 if __name__ == "__main__":

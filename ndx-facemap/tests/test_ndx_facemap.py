@@ -29,6 +29,7 @@ from pynwb.base import Images
 from pynwb.behavior import SpatialSeries
 from pynwb.core import NWBContainer, NWBDataInterface
 from pynwb.image import GrayscaleImage
+from pynwb.file import Subject
 from pynwb.testing.mock.file import mock_NWBFile
 
 import ndx_facemap
@@ -160,9 +161,23 @@ def _assert_same_table(read, written, where: str) -> None:
             assert_array_equal(read_column.data[:], column.data, err_msg=at)
 
 
-def _written_and_read(nwbfile, path: Path):
+def _nwbfile():
+    """An empty file with a Subject, as DANDI requires (nwbinspector checks every file the tests write)."""
+    return mock_NWBFile(subject=Subject(subject_id="m1", species="Mus musculus", sex="F", age="P60D"))
+
+
+def _write(nwbfile, path: Path) -> None:
+    """Write ``nwbfile`` and put an empty placeholder at each path its external videos name (nothing here decodes
+    them; nwbinspector checks that they exist beside the file)."""
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwbfile)
+    for series in nwbfile.acquisition.values():
+        for name in getattr(series, "external_file", None) or []:
+            (path.parent / str(name)).touch()
+
+
+def _written_and_read(nwbfile, path: Path):
+    _write(nwbfile, path)
     io = NWBHDF5IO(str(path), "r")
     return io, io.read()
 
@@ -376,7 +391,7 @@ def test_mock_task_holds_its_parts():
 
 
 def test_mock_task_with_a_file_goes_into_behavior_and_links_its_video():
-    nwbfile = mock_NWBFile()
+    nwbfile = _nwbfile()
     task = mock_FacemapTask(nwbfile=nwbfile, task_id="face")
     assert nwbfile.processing["behavior"]["FacemapTask"] is task
     assert task.views[0].video is nwbfile.acquisition["FaceCamera"]
@@ -384,7 +399,7 @@ def test_mock_task_with_a_file_goes_into_behavior_and_links_its_video():
 
 @pytest.mark.parametrize("factory", [mock_FacemapRun, mock_FacemapRegions, mock_FacemapView])
 def test_a_mock_part_with_a_file_goes_into_a_task_there(factory):
-    nwbfile = mock_NWBFile()
+    nwbfile = _nwbfile()
     part = factory(nwbfile=nwbfile)
     (task,) = _tasks(nwbfile)
     assert part.parent is task
@@ -411,7 +426,7 @@ def test_mock_time_series_adds_itself_to_its_task():
 
 
 def test_a_mock_series_without_a_task_makes_one():
-    nwbfile = mock_NWBFile()
+    nwbfile = _nwbfile()
     series = mock_FacemapTimeSeries(nwbfile=nwbfile, signal="blink", region="pupil")
     (task,) = _tasks(nwbfile)
     assert series.parent is task and task.series == {"Blink_pupil": series}
@@ -451,7 +466,7 @@ def test_mock_svd_series():
 
 
 def test_mock_svd_links_the_video_of_its_view():
-    nwbfile = mock_NWBFile()
+    nwbfile = _nwbfile()
     svd = mock_FacemapSVDSeries(nwbfile=nwbfile)
     assert svd.source_video is nwbfile.acquisition["FaceCamera"]
     assert mock_FacemapSVDSeries(task=svd.parent, svd_type="movie", source_video=False).source_video is None
@@ -468,7 +483,7 @@ def test_unknown_signals_and_regions_are_refused():
 
 
 def test_task_series_gathers_every_kind():
-    task = _full_task(mock_NWBFile())
+    task = _full_task(_nwbfile())
     series = task.series
     assert (
         len(series)
@@ -480,7 +495,7 @@ def test_task_series_gathers_every_kind():
 
 
 def test_printing_a_mock_task_is_short():
-    text = str(_full_task(mock_NWBFile()))
+    text = str(_full_task(_nwbfile()))
     lines = text.splitlines()
     assert lines[0].startswith("FacemapTask ndx_facemap.FacemapTask: task 'face'") and len(lines) < 40
     assert repr(mock_FacemapTask()).splitlines()[0].startswith("FacemapTask ndx_facemap.FacemapTask")
@@ -573,7 +588,7 @@ def test_shipped_spec_is_the_generated_one():
 
 
 def test_round_trip_of_every_type_field_by_field(tmp_path):
-    nwbfile = mock_NWBFile()
+    nwbfile = _nwbfile()
     task = _full_task(nwbfile)
     written = {name: [] for name in TYPES}
     for obj in (task, task.run, task.regions, *task.views, *task.series.values()):
@@ -614,7 +629,7 @@ def test_round_trip_of_every_type_field_by_field(tmp_path):
 def test_the_field_by_field_comparison_notices_a_difference(tmp_path, change, where):
     """A negative control of assert_same: a task that differs from the one written in one value deep inside, or
     whose links lead to other objects, is not the one read back, and the comparison says where."""
-    nwbfile = mock_NWBFile()
+    nwbfile = _nwbfile()
     _full_task(nwbfile)
     io, back = _written_and_read(nwbfile, tmp_path / "mock.nwb")
     videos = (nwbfile.acquisition["FaceCamera"], nwbfile.acquisition["SideCamera"])  # the written objects
@@ -629,14 +644,14 @@ def test_the_field_by_field_comparison_notices_a_difference(tmp_path, change, wh
         (read_task,) = _tasks(back)
         assert_same(read_task, _full_task(None, videos=videos))  # the same values and links: the same task
         other = (
-            _full_task(mock_NWBFile()) if change == "video link" else _full_task(None, videos=videos, **changed[change])
+            _full_task(_nwbfile()) if change == "video link" else _full_task(None, videos=videos, **changed[change])
         )
         with pytest.raises(AssertionError, match=where):
             assert_same(read_task, other)
 
 
 def test_round_trip_of_a_task_without_its_optional_parts(tmp_path):
-    nwbfile = mock_NWBFile()
+    nwbfile = _nwbfile()
     run = mock_FacemapRun(engine="facemap", engine_version=None, processing_time=None, source_file=None)
     regions = mock_FacemapRegions(rows=[dict(MOCK_REGIONS[0])])
     views = [mock_FacemapView(view_index=0)]
@@ -659,9 +674,9 @@ def test_round_trip_of_a_task_without_its_optional_parts(tmp_path):
 
 def test_round_trip_of_linked_timestamps(tmp_path):
     """Aligned timestamps are stored once, on the first series; the others link to them."""
-    nwbfile = mock_NWBFile()
+    nwbfile = _nwbfile()
     task = mock_FacemapTask(nwbfile=nwbfile)
-    stamps = np.arange(10) / 29.97 + 5.0
+    stamps = (np.arange(10) + (np.arange(10) >= 6)) / 29.97 + 5.0  # aligned to a clock that saw a frame dropped
     first = mock_FacemapTimeSeries(task=task, timestamps=stamps)
     other = mock_FacemapSVDSeries(task=task, timestamps=first)
     center = mock_FacemapSpatialSeries(task=task, timestamps=first)
@@ -682,7 +697,7 @@ def test_round_trip_of_linked_timestamps(tmp_path):
 
 def test_round_trip_keeps_chunked_masks(tmp_path):
     """Masks wrapped for chunking (as facemap-nwb writes them, one chunk per component) read back the same."""
-    nwbfile = mock_NWBFile()
+    nwbfile = _nwbfile()
     task = mock_FacemapTask(nwbfile=nwbfile)
     masks = np.arange(2 * 12 * 14, dtype=np.float32).reshape(2, 12, 14)
     kwargs = {**_complete_kwargs("FacemapSVDSeries"), "masks": H5DataIO(masks, chunks=(1, 12, 14)),
@@ -725,10 +740,9 @@ def test_the_committed_file_caches_format_1_0_0():
 
 
 def test_the_committed_file_and_a_mock_file_are_valid_nwb(tmp_path):
-    nwbfile = mock_NWBFile()
+    nwbfile = _nwbfile()
     _full_task(nwbfile)
-    with NWBHDF5IO(str(tmp_path / "mock.nwb"), "w") as io:
-        io.write(nwbfile)
+    _write(nwbfile, tmp_path / "mock.nwb")
     for path in (BACK_COMPAT, tmp_path / "mock.nwb"):
         assert list(pynwb.validate(path=str(path))) == [], path
 
@@ -907,6 +921,7 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
     readme = (DISTRIBUTION / "README.md").read_text(encoding="utf-8")
     (code,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     shutil.copy(BACK_COMPAT, tmp_path / "session.nwb")
+    shutil.copy(BACK_COMPAT.parent / "face.mp4", tmp_path / "face.mp4")  # the video the file names
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
