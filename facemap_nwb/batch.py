@@ -43,13 +43,15 @@ class SessionFailed(RuntimeError):
         return type(self), (str(self), self.seconds, self.details)
 
 
-def _run_one(spec_path: str, overwrite: bool, force: bool, backend: str, videos: str | None = None) -> dict:
+def _run_one(
+    spec_path: str, overwrite: bool, force: bool, backend: str, videos: str | None = None, session_start=None
+) -> dict:
     """Runs on a Dask worker: one session, end to end."""
     from .session import load_session_spec, run_session
 
     start = time.perf_counter()
     try:
-        spec = load_session_spec(spec_path, videos=videos)
+        spec = load_session_spec(spec_path, videos=videos, session_start=session_start)
         result = run_session(spec, force=force, overwrite=overwrite, backend=backend)
     except Exception as err:
         # Bad input (a spec, a video, a Facemap output) has a message that says it all; anything else is a
@@ -97,12 +99,14 @@ def run_batch(
     backend: str = "hdf5",
     progress: bool = False,
     videos: str | None = None,
+    session_start=None,
 ) -> list[BatchRow]:
     """Run every session spec as one Dask task; returns one row per spec, in the order given.
 
     Specs are checked before anything is submitted; a bad spec is a failed row and the rest still run.
     ``progress`` shows a bar (on stderr) of the sessions finished. ``videos`` (symlink, hardlink, copy or
-    move) overrides every spec's ``videos``.
+    move) overrides every spec's ``videos``; ``session_start`` (a datetime with a time zone) every spec's
+    ``session.session_start_time`` (for sessions whose specs and videos give none).
     """
     from .session import load_session_spec, session_state
 
@@ -113,7 +117,7 @@ def run_batch(
         path = str(Path(path).resolve())
         start = time.perf_counter()
         try:
-            spec = replace(load_session_spec(path, videos=videos), backend=backend)
+            spec = replace(load_session_spec(path, videos=videos, session_start=session_start), backend=backend)
             state = "missing" if overwrite or force else session_state(spec)
         except (ValueError, OSError) as err:  # each session fails alone: the others still run
             rows[path] = BatchRow(path, "failed", error=str(err))
@@ -144,6 +148,7 @@ def run_batch(
                     force,
                     backend,
                     videos,
+                    session_start,
                     key=f"facemap-nwb-{i}-{Path(path).stem}",
                     retries=retries,
                     pure=False,

@@ -315,6 +315,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         backend=args.backend,
         videos=args.videos,
+        session_start=args.session_start,
     )
     _out(f"Wrote {result.nwb_path}")
     if result.videos:
@@ -338,6 +339,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         backend=args.backend,
         progress=not args.quiet,
         videos=args.videos,
+        session_start=args.session_start,
     )
     _out(format_summary(rows))
     for row in rows:
@@ -389,13 +391,14 @@ def _mebibytes(text: str) -> float:
     return value
 
 
-def _session_start_option(parser: argparse.ArgumentParser) -> None:
+def _session_start_option(
+    parser: argparse.ArgumentParser, where: str = "the metadata file's NWBFile.session_start_time"
+) -> None:
     parser.add_argument(
         "--session-start",
         type=_iso_time,
         metavar="ISO",
-        help="Session start with time zone (default: the metadata file's NWBFile.session_start_time, "
-        "else the first video's creation time).",
+        help=f"Session start with time zone (default: {where}, else the first video's creation time).",
     )
 
 
@@ -506,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="No progress bar.")
     run.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     _videos_option(run)
+    _session_start_option(run, "the spec's session.session_start_time")
     run.set_defaults(handler=_cmd_run)
 
     batch = commands.add_parser("batch", help="Run many session specs on Dask (a local cluster by default).")
@@ -518,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--backend", choices=("hdf5", "zarr"), default="hdf5", help="File format (default: hdf5).")
     batch.add_argument("--quiet", action="store_true", help="No progress bar (the summary is still printed).")
     _videos_option(batch)
+    _session_start_option(batch, "each spec's session.session_start_time")
     batch.set_defaults(handler=_cmd_batch)
 
     schema = commands.add_parser(

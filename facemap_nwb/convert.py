@@ -109,7 +109,8 @@ def write_session_nwb(
     if start is None:
         raise ValueError(
             f"No video holds a creation time, so the session start of '{output}' is unknown: pass --session-start "
-            "(e.g. 2024-05-06T12:30:00+01:00), or set NWBFile.session_start_time in the metadata file."
+            "(e.g. 2024-05-06T12:30:00+01:00), or set NWBFile.session_start_time in the metadata file "
+            "(session.session_start_time in a session spec)."
         )
     nwbfile_kwargs.setdefault("session_description", "Face video and its Facemap analysis.")
     nwbfile = new_nwbfile(session_start_time=start, subject=metadata.get("Subject"), **nwbfile_kwargs)

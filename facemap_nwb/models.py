@@ -197,7 +197,10 @@ class MetadataModel(_Strict):
 
 class SessionInfoModel(_Strict):
     session_id: Text = Field(description="text")
-    session_start_time: IsoTime = Field(description="an ISO 8601 time with a time zone, e.g. 2024-05-06T12:30:00Z")
+    session_start_time: IsoTime = Field(
+        description="an ISO 8601 time with a time zone, e.g. 2024-05-06T12:30:00Z; the command line's "
+        "--session-start gives or overrides it"
+    )
     session_description: Text = Field(description="text")
     lab: Text = Field(description="text")
     institution: Text = Field(description="text")

@@ -66,6 +66,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from .session_spec import SESSION_SCHEMA, SessionSpec, SpecError, TaskSpec, dandi_file_name, load_session_spec
@@ -126,10 +127,12 @@ def run_session(
     progress: bool = False,
     backend: str | None = None,
     videos: str | None = None,
+    session_start: datetime | None = None,
 ):
     """Run one session end to end; returns a :class:`SessionResult`. ``backend="zarr"`` writes NWB Zarr;
     ``videos`` (symlink, hardlink, copy or move) overrides the spec's ``videos``: how the videos get into the
-    Dandiset beside the NWB file (:mod:`facemap_nwb.dandiset`)."""
+    Dandiset beside the NWB file (:mod:`facemap_nwb.dandiset`); ``session_start`` (with a time zone) overrides
+    the spec's ``session.session_start_time``."""
     from .atomic import check_output_path, check_writable_folder
     from .convert import TaskOutput, check_views, write_session_nwb
     from .dandiset import VIDEO_MODES, check_video_placement, place_videos
@@ -142,8 +145,10 @@ def run_session(
         if videos is not None and videos not in VIDEO_MODES:
             raise ValueError(f"Unknown video mode {videos!r}: choose one of {', '.join(VIDEO_MODES)}.")
         spec = replace(spec, videos=videos) if videos is not None else spec
+        if session_start is not None:
+            spec = replace(spec, session={**spec.session, "session_start_time": session_start.isoformat()})
     else:
-        spec = load_session_spec(spec, videos=videos)
+        spec = load_session_spec(spec, videos=videos, session_start=session_start)
     if backend is not None:
         spec = replace(spec, backend=backend)
     several = len(spec.tasks) > 1

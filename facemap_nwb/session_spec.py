@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from .dandiset import (
@@ -293,13 +294,21 @@ def _check_video_names(spec: Path, recordings: list[dict], mode: str) -> None:
             )
 
 
-def load_session_spec(path: str | os.PathLike, *, videos: str | None = None) -> SessionSpec:
+def load_session_spec(
+    path: str | os.PathLike, *, videos: str | None = None, session_start: datetime | None = None
+) -> SessionSpec:
     """Read and check a session spec; every problem is reported (as :class:`SpecError`) before any work starts.
 
-    ``videos`` (symlink, hardlink, copy or move) overrides the spec's ``videos`` key.
+    ``videos`` (symlink, hardlink, copy or move) overrides the spec's ``videos`` key; ``session_start`` (a time
+    with a time zone, the command line's ``--session-start``) overrides ``session.session_start_time``.
     """
     spec = Path(path).resolve()
     raw = _read(spec, "session spec", spec, "(file)")
+    if session_start is not None and isinstance(raw, dict) and isinstance(raw.get("session", {}), dict):
+        if session_start.tzinfo is None:
+            raise _error(spec, "session.session_start_time", f"{session_start.isoformat()} has no time zone",
+                         "Give one, e.g. 2024-05-06T12:30:00+01:00.")  # fmt: skip
+        raw = {**raw, "session": {**raw.get("session", {}), "session_start_time": session_start.isoformat()}}
     model = validate(SessionModel, raw, source=f"Session spec '{spec}'", error=SpecError)
     raw = model.model_dump(mode="json", exclude_unset=True)  # defaults must not override a parameter file
     mode = videos or raw.get("videos") or DEFAULT_VIDEO_MODE

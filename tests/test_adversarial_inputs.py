@@ -490,3 +490,28 @@ def test_inline_parameters_override_only_the_keys_they_name(session):
     params = task.parameters
     assert (params.spatial_bin, params.n_components, params.motion_svd) == (4, 5, False)  # params.yaml: 4 and 5
     assert [r.name for r in params.rois] == ["whiskers"]
+
+
+@pytest.mark.parametrize("command", ["run", "batch"])
+def test_run_and_batch_take_session_start_and_name_it_when_missing(session, command, capsys):
+    """A spec without a start time, on a video without a creation time: refused, the message naming the flag and
+    the spec's key; with --session-start the file starts then."""
+    from pynwb import NWBHDF5IO
+
+    from facemap_nwb.cli import main
+
+    folder, spec = session
+    spec["session"].pop("session_start_time")
+    spec["recordings"][0]["files"] = ["m1/face2.mp4"]  # no creation time
+    path = folder / "session.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    extra = ["--workers", "1"] if command == "batch" else []
+    capsys.readouterr()
+    assert main([command, str(path), "--quiet", *extra]) == 1
+    out = capsys.readouterr()
+    assert "--session-start" in out.out + out.err and "session.session_start_time" in out.out + out.err, out
+    assert "Traceback" not in out.out + out.err
+    assert main([command, str(path), "--quiet", *extra, "--session-start", "2024-02-03T04:05:06+01:00"]) == 0
+    (nwb_path,) = folder.rglob("sub-*.nwb")
+    with NWBHDF5IO(str(nwb_path), "r") as io:
+        assert io.read().session_start_time.isoformat() == "2024-02-03T04:05:06+01:00"

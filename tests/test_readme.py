@@ -6,9 +6,14 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 
-from .conftest import REPO
+from facemap_nwb.synthetic import make_face_video
+
+from .conftest import CREATION, REPO
+from .test_facemap_model import T, hand_built_proc
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
@@ -35,6 +40,9 @@ def test_python_examples_run_in_order(tmp_path, monkeypatch):
         [sys.executable, "-m", "facemap_nwb", "demo", "-o", "demo"], cwd=tmp_path, capture_output=True
     )
     assert demo.returncode == 0, demo.stderr
+    # The converter example's inputs: a 40-frame 60 x 80 video at 30 frames/s and a Facemap-shaped dict for it.
+    make_face_video(tmp_path / "face.mp4", n_frames=T, height=60, width=80, creation_time=CREATION)
+    np.save(tmp_path / "face_proc.npy", hand_built_proc(), allow_pickle=True)
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"README example failed:\n{result.stderr}")
@@ -44,3 +52,8 @@ def test_python_examples_run_in_order(tmp_path, monkeypatch):
     # x bins 50..77 (arange(50, 155 / 2)): 50 components of 25 x 28 bins.
     assert "(50, 25, 28)" in result.stdout, "the demo's whisker masks"
     assert "(300, 2)" in result.stdout, "the demo's running trace"
+    # The converter example: one ImageSeries, linked by the task; the interpolation through (0 s, 12.5 s) and
+    # (1.3 s, 13.8015 s) starts at 12.5 s with frames 1.3015 / 1.3 times as far apart: 30 * 1.3 / 1.3015 Hz.
+    assert "['FaceCamera'] ['FaceCamera']" in result.stdout
+    start, rate = next(line for line in result.stdout.splitlines() if line.startswith("12.5 ")).split()
+    assert_allclose([float(start), float(rate)], [12.5, 30 * 1.3 / 1.3015], rtol=1e-9)
