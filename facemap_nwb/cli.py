@@ -235,7 +235,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     check_output_path(args.output, overwrite=args.overwrite)
     params = _process_parameters(args)
     metadata = _metadata_with_start(args)  # every file the user wrote is checked before any work starts
-    warm_up = _import_in_background("facemap_nwb.nwb.facemap", "neuroconv.tools.nwb_helpers")
+    warm_up = _import_in_background("scipy.linalg", "facemap_nwb.nwb.facemap", "neuroconv.tools.nwb_helpers")
     views = [args.videos, *(args.view or [])]
     names = ["FaceCamera"] if len(views) == 1 else [f"FaceCamera{i}" for i in range(len(views))]
     start = time.perf_counter()
@@ -256,6 +256,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     results = process_recordings(recordings, params, engine=args.engine, **options)
     processing = time.perf_counter() - start
     warm_up.join()
+    writing_start = time.perf_counter()
     write_results_nwb(
         args.output,
         results,
@@ -272,7 +273,8 @@ def _cmd_process(args: argparse.Namespace) -> int:
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        report = {"processing": processing, "timings": options.get("timings", {}), "peak_mb": peak}
+        writing = time.perf_counter() - writing_start
+        report = {"processing": processing, "writing": writing, "timings": options.get("timings", {}), "peak_mb": peak}
         Path(args.timings_json).write_text(json.dumps(report))
     if not args.quiet:
         regions = len(results.regions)
@@ -491,7 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory-budget",
         type=_mebibytes,
         metavar="MiB",
-        help="Decoded frames the native engine keeps to decode once (default 128); longer videos stream.",
+        help=(
+            "Binned frames the native engine keeps in memory (default 512); beyond, they go to a temporary file "
+            "in $FACEMAP_NWB_TMPDIR or $TMPDIR. Every frame is decoded once either way."
+        ),
     )
     proc.add_argument("--metadata", metavar="META.yaml", help="NWBFile and Subject metadata (neuroconv-style YAML).")
     proc.add_argument("--task-id", default="0", help="Identifier of the task (default: 0).")

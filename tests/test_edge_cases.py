@@ -28,8 +28,9 @@ def long_video(tmp_path_factory):
 
 
 @pytest.mark.parametrize("starts, length", [([0, 999], 1000), ([0, 500, 1000], 1000), ([3, 10, 1999], 1)])
-def test_streamed_segments_equal_cached_ones(long_video, starts, length):
-    """Facemap's SVD segments of a 2000-frame video start at 0 and 999: they overlap by one frame."""
+def test_spilled_segments_equal_ones_in_memory(long_video, starts, length):
+    """Facemap's SVD segments of a 2000-frame video start at 0 and 999: they overlap by one frame. Read from
+    the temporary file (over the memory budget) or from memory, they are the same frames."""
     recording = probe_recording([long_video], decode=False)
     cached = [(s, f[0].copy()) for s, f in FrameSource([recording]).segments(starts, length)]
     streamed = [(s, f[0].copy()) for s, f in FrameSource([recording], memory_budget=0).segments(starts, length)]
@@ -38,7 +39,7 @@ def test_streamed_segments_equal_cached_ones(long_video, starts, length):
         assert_array_equal(b, a, err_msg=f"segment starting at {start}")
 
 
-def test_streamed_and_cached_engine_agree_on_2000_frames(long_video):
+def test_spilled_and_in_memory_engine_agree_on_2000_frames(long_video):
     recording = probe_recording([long_video], decode=False)
     params = FacemapParameters(spatial_bin=2, motion_svd=True, movie_svd=False)
     cached = run_native([recording], params, progress=False)

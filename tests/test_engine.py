@@ -151,7 +151,8 @@ def test_motion_energy_only(face_video):
     assert_allclose(ours.motion_energy[0], expected, rtol=1e-3, atol=1e-2)
 
 
-def test_streaming_equals_one_decode(face_video):
+def test_spilled_store_equals_memory_and_both_decode_once(face_video):
+    """Binned frames over the memory budget go to a temporary file: same results, still one decode."""
     video = face_video("stream.mp4", n_frames=120)
     from facemap_nwb.demo import DEMO_PARAMETERS
 
@@ -159,9 +160,39 @@ def test_streaming_equals_one_decode(face_video):
     timings_cached, timings_streamed = {}, {}
     cached = run_native([recording], DEMO_PARAMETERS, progress=False, timings=timings_cached)
     streamed = run_native([recording], DEMO_PARAMETERS, progress=False, memory_budget=0, timings=timings_streamed)
-    assert timings_cached["decodes"] == 1 and timings_streamed["decodes"] > 1
+    assert timings_cached["decodes"] == timings_streamed["decodes"] == 1
+    assert not timings_cached["spilled"] and timings_streamed["spilled"]
+    from facemap_nwb.engines.frames import SpilledArray
+
+    spilled = streamed.motion_svd[0].projections
+    assert isinstance(spilled, SpilledArray) and spilled.shape == cached.motion_svd[0].projections.shape
+    assert_allclose(spilled[5:9, :3], cached.motion_svd[0].projections[5:9, :3], rtol=1e-4, atol=1e-2)
+    assert_allclose(spilled[-1], cached.motion_svd[0].projections[-1], rtol=1e-4, atol=1e-2)
     for a, b in zip(cached.motion_svd + cached.movie_svd, streamed.motion_svd + streamed.movie_svd, strict=True):
         assert_allclose(a.projections, b.projections, rtol=1e-4, atol=1e-2)
     for region in cached.motion_energy:
         assert_allclose(cached.motion_energy[region], streamed.motion_energy[region], rtol=1e-5)
     assert_allclose(cached.pupils[0].area, streamed.pupils[0].area)
+
+
+def _basis(rng, frames: int, pixels: int, k: int):
+    """A segment's SVD basis as the engine makes it: rows of Uᵀ orthonormal, summing to zero over pixels."""
+    data = rng.standard_normal((frames, pixels)) * np.exp(-np.arange(frames) / 8.0)[:, np.newaxis]
+    data -= data.mean(axis=1, keepdims=True)
+    _, s, vt = np.linalg.svd(data, full_matrices=False)
+    return vt[:k].astype(np.float32), s[:k].astype(np.float32)
+
+
+def test_merging_two_bases_equals_the_svd_of_their_stack():
+    """The merge computes only the cross term of the stack's Gram matrix; numpy's SVD of the stack checks it."""
+    from facemap_nwb.engines.svd import merge_components
+
+    rng = np.random.default_rng(7)
+    (u1, s1), (u2, s2) = _basis(rng, 60, 400, 30), _basis(rng, 60, 400, 30)
+    merged_u, merged_s = merge_components(u1, s1, u2, s2, 40)
+    stack = np.vstack([s1[:, np.newaxis] * u1, s2[:, np.newaxis] * u2]).astype(np.float64)
+    _, exact_s, exact_vt = np.linalg.svd(stack, full_matrices=False)
+    assert_allclose(merged_s, exact_s[:40], rtol=2e-4)
+    agreement = np.abs(np.sum(merged_u[:10].astype(np.float64) * exact_vt[:10], axis=1))
+    assert_allclose(agreement, np.ones(10), atol=1e-3, err_msg="the top components differ from the stack's")
+    assert_allclose(merged_u @ merged_u.T, np.eye(40), atol=1e-3, err_msg="merged rows are not orthonormal")

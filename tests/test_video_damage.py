@@ -330,17 +330,62 @@ def _count_passes(monkeypatch) -> list:
     return calls
 
 
-
 def _meta(folder) -> list[str]:
     return ["--metadata", str(metadata_file(folder))]
 
 
-def test_small_memory_budget_streams_a_good_video(long_mjpeg, tmp_path, monkeypatch, capsys):
+def test_small_memory_budget_spills_and_decodes_once(long_mjpeg, tmp_path, monkeypatch, capsys):
+    """Over the budget the binned frames go to a temporary file (removed after), still one decode."""
+    monkeypatch.setenv("FACEMAP_NWB_TMPDIR", str(tmp_path / "spill"))
+    (tmp_path / "spill").mkdir()
     passes = _count_passes(monkeypatch)
     out = tmp_path / "out.nwb"
     argv = ["process", str(long_mjpeg), "-o", str(out), "--memory-budget", "1", "--quiet", *START, *_meta(tmp_path)]
     assert main(argv) == 0, capsys.readouterr().err
-    assert out.exists() and len(passes) > 1, f"the video was decoded {len(passes)} time(s), expected several"
+    assert out.exists() and len(passes) == 1, f"the video was decoded {len(passes)} time(s), expected once"
+    assert list((tmp_path / "spill").iterdir()) == [], "the temporary file of binned frames was left behind"
+    # The projections went to a temporary file too and were streamed into the NWB file: the same values
+    # as a run that keeps everything in memory.
+    in_memory = tmp_path / "in_memory.nwb"
+    argv = ["process", str(long_mjpeg), "-o", str(in_memory), "--quiet", *START, *_meta(tmp_path)]
+    assert main(argv) == 0, capsys.readouterr().err
+    from facemap_nwb.nwb.io import read_facemap_nwb
+
+    spilled, kept = read_facemap_nwb(out), read_facemap_nwb(in_memory)
+    for a, b in zip(spilled.motion_svd, kept.motion_svd, strict=True):
+        np.testing.assert_array_equal(a.projections, b.projections)
+    for region, trace in kept.motion_energy.items():
+        np.testing.assert_array_equal(spilled.motion_energy[region], trace)
+
+
+def test_spill_refused_when_the_temporary_disk_is_too_small(long_mjpeg, tmp_path, monkeypatch, capsys):
+    """Checked before decoding: one message naming the folder, the space needed and the fixes."""
+    import collections
+
+    from facemap_nwb.engines import frames
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(frames.shutil, "disk_usage", lambda folder: usage(10 << 20, 9 << 20, 1 << 20))
+    monkeypatch.setenv("FACEMAP_NWB_TMPDIR", str(tmp_path))
+    argv = ["process", long_mjpeg, "-o", tmp_path / "out.nwb", "--memory-budget", "0.01", "--quiet", *START]
+    result = refuse(argv, tmp_path, names=[str(tmp_path)], capsys=capsys)
+    assert "temporary space" in result.stderr and "FACEMAP_NWB_TMPDIR" in result.stderr, result.stderr
+
+
+def test_spill_write_failure_is_one_clear_error(long_mjpeg, tmp_path, monkeypatch, capsys):
+    """A disk that fills while the binned frames are written: one message, no output, no traceback."""
+    import errno
+
+    from facemap_nwb.engines import frames
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(frames.os, "pwrite", full)
+    monkeypatch.setenv("FACEMAP_NWB_TMPDIR", str(tmp_path))
+    argv = ["process", long_mjpeg, "-o", tmp_path / "out.nwb", "--memory-budget", "0.01", "--quiet", *START]
+    result = refuse(argv, tmp_path, names=[str(tmp_path)], capsys=capsys)
+    assert "No space left on device" in result.stderr and "--memory-budget" in result.stderr, result.stderr
 
 
 def test_small_memory_budget_refuses_truncated_input(long_mjpeg, tmp_path, capsys):

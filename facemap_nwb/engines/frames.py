@@ -1,39 +1,239 @@
-"""Frame access for the engines: several simultaneous views read in lockstep, from memory when the
-whole video fits the memory budget (one decode), else decoded again for each pass (flat memory)."""
+"""Frame access for the native engine: every frame is decoded once, whatever the video's length.
+
+While decoding, each chunk of raw frames goes to an optional callback (pupil, blink and running, which
+need raw pixels), and the frames are binned (sums over ``sbin x sbin`` blocks, exact integers) into a
+store that every later pass reads: in memory when it fits the memory budget, else in an unlinked
+temporary file read back in bounded pieces (the page cache, not the process, holds what the disk
+keeps), so memory stays flat in video length and nothing is decoded twice.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..atomic import OutputError
 from ..video import GrayFrameReader, VideoError, VideoRecording
 
-__all__ = ["FrameSource"]
+__all__ = ["FrameSource", "RowStore", "SpilledArray", "DEFAULT_MEMORY_BUDGET", "temporary_folder", "check_space"]
 
-DEFAULT_MEMORY_BUDGET = 128 << 20  # bytes of decoded frames kept in memory to decode only once
+DEFAULT_MEMORY_BUDGET = 512 << 20  # bytes of binned frames kept in memory; beyond, a temporary file
+DECODE_CHUNK_BYTES = 8 << 20  # raw grayscale pixels per decoded chunk: 3 in flight, so memory stays small
+SPACE_MARGIN = 256 << 20  # free space left on the temporary file's disk
+
+
+def temporary_folder(folder: str | os.PathLike | None = None) -> str:
+    """Where temporary files go: ``folder``, else ``$FACEMAP_NWB_TMPDIR``, else Python's (``$TMPDIR``, /tmp)."""
+    return str(folder or os.environ.get("FACEMAP_NWB_TMPDIR") or tempfile.gettempdir())
+
+
+def _sum_dtype(sbin: int):
+    return np.uint8 if sbin == 1 else (np.uint16 if sbin <= 16 else np.uint32)
+
+
+class RowStore:
+    """An array of rows (first axis), in memory or in an unlinked temporary file.
+
+    File-backed rows are written and read with ``pwrite``/``preadv``, never mapped: a read copies the
+    rows it asks for into a new array, so the process holds only what it is using.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype, *, folder: str | None = None, what: str = "binned frames"):
+        self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self.folder, self.what = folder, what
+        self._array = self._file = None
+        if folder is None:
+            self._array = np.empty(self.shape, self.dtype)
+            return
+        try:
+            self._file = tempfile.TemporaryFile(prefix="facemap-nwb-", dir=folder)
+        except OSError as err:
+            raise self._error(err) from None
+
+    @property
+    def on_disk(self) -> bool:
+        return self._file is not None
+
+    def _error(self, err: OSError) -> OutputError:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        return OutputError(
+            f"Cannot write the temporary file of {self.what} in '{self.folder}': {reason}. Free space there, point "
+            "FACEMAP_NWB_TMPDIR (or TMPDIR) to a folder on a larger disk, or raise --memory-budget so that they "
+            "stay in memory.",
+            err.errno,
+            str(self.folder),
+        )
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        if self._array is not None:
+            self._array[start : start + len(rows)] = rows
+            return
+        data = memoryview(np.ascontiguousarray(rows, self.dtype)).cast("B")
+        offset, done = start * self.row_bytes, 0
+        try:
+            while done < len(data):
+                done += os.pwrite(self._file.fileno(), data[done:], offset + done)
+        except OSError as err:
+            raise self._error(err) from None
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)``: a view when in memory (do not change it), else a new array."""
+        stop = min(stop, self.shape[0])
+        if self._array is not None:
+            return self._array[start:stop]
+        out = np.empty((max(stop - start, 0), *self.shape[1:]), self.dtype)
+        view, offset, done = memoryview(out).cast("B"), start * self.row_bytes, 0
+        while done < len(view):
+            got = os.preadv(self._file.fileno(), [view[done:]], offset + done)
+            if got <= 0:
+                raise OSError(f"the temporary file of {self.what} ended early")
+            done += got
+        return out
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._array = self._file = None
+
+
+def check_space(needed: int, what: str) -> str:
+    """The temporary folder, once it is known to have ``needed`` bytes free (and a margin); else OutputError."""
+    folder = temporary_folder()
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as err:
+        raise OutputError(
+            f"The temporary folder '{folder}' for the {what} cannot be used ({err.strerror or err}): point "
+            "FACEMAP_NWB_TMPDIR (or TMPDIR) to a folder you may write to.",
+            err.errno,
+            folder,
+        ) from None
+    if free < needed + SPACE_MARGIN:
+        raise OutputError(
+            f"The {what} need {needed / 2**30:.1f} GiB of temporary space but '{folder}' has {free / 2**30:.1f} GiB "
+            "free: point FACEMAP_NWB_TMPDIR (or TMPDIR) to a folder on a larger disk, raise spatial_bin, or raise "
+            "--memory-budget so that they stay in memory.",
+            28,
+            folder,
+        )
+    return folder
+
+
+class SpilledArray:
+    """Rows kept in a temporary file (results too long to hold in memory), read only when asked for.
+
+    Numpy-like enough for every reader of results: ``shape``, ``dtype``, slicing by rows (``a[i:j]``,
+    ``a[i:j, cols]``, ``a[i]``) reads just those rows, ``np.asarray(a)`` reads all; the NWB writer streams
+    it in chunks (:meth:`chunk_iterator`), and pickling turns it into a plain array.
+    """
+
+    def __init__(self, store: RowStore):
+        self._store = store
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._store.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._store.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._store.shape)
+
+    def __len__(self) -> int:
+        return self._store.shape[0]
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        rows, rest, n = key[0], key[1:], self.shape[0]
+        if isinstance(rows, (int, np.integer)) and -n <= rows < n:
+            row = self._store.read(int(rows) % n, int(rows) % n + 1)[0]
+            return row[rest] if rest else row
+        if isinstance(rows, slice) and rows.step in (None, 1):
+            start, stop, _ = rows.indices(n)
+            data = self._store.read(start, max(start, stop))
+        else:
+            data = np.asarray(self)[rows]
+        return data[(slice(None), *rest)] if rest else data
+
+    def __array__(self, dtype=None, copy=None):
+        data = self._store.read(0, self.shape[0])
+        return data if dtype is None else data.astype(dtype)
+
+    def __reduce__(self):
+        return np.asarray, (np.asarray(self),)
+
+    def chunk_iterator(self, columns: int | None = None, *, buffer_mb: float = 64.0):
+        """An hdmf ``GenericDataChunkIterator`` over the first ``columns`` columns, reading ~``buffer_mb`` at a time."""
+        return _SpilledChunks(self, self.shape[1] if columns is None else columns, buffer_gb=buffer_mb / 1024)
+
+
+@functools.lru_cache(maxsize=1)
+def _spilled_chunks_class():
+    from hdmf.data_utils import GenericDataChunkIterator
+
+    class SpilledChunks(GenericDataChunkIterator):
+        def __init__(self, spilled: SpilledArray, columns: int, **kwargs):
+            self._spilled, self._columns = spilled, int(columns)
+            super().__init__(**kwargs)
+
+        def _get_data(self, selection):
+            rows, *rest = selection
+            return self._spilled[rows][(slice(None), *rest)]
+
+        def _get_maxshape(self):
+            return (self._spilled.shape[0], self._columns)
+
+        def _get_dtype(self):
+            return self._spilled.dtype
+
+    return SpilledChunks
+
+
+def _SpilledChunks(spilled: SpilledArray, columns: int, **kwargs):  # noqa: N802 - hdmf imported when first used
+    return _spilled_chunks_class()(spilled, columns, **kwargs)
 
 
 class FrameSource:
-    """Grayscale frames of one or more simultaneous views.
+    """Binned frames of one or more simultaneous views, decoded once.
 
     Parameters
     ----------
     recordings : sequence of VideoRecording
         One per view; all must have the same number of frames.
+    sbin : int
+        Spatial bin of the stored frames: each view is kept as ``(frames, height // sbin, width // sbin)``
+        integer sums over ``sbin x sbin`` pixel blocks (the raw pixels when 1).
     memory_budget : int
-        Keep every decoded frame in memory when they need at most this many bytes.
+        Keep the binned frames in memory when they need at most this many bytes; else in a temporary file
+        in ``temporary_folder`` (free space checked first).
     progress : callable, optional
         Called with the number of frames decoded, for progress bars.
+    on_raw : callable, optional
+        ``on_raw(start, frames per view)`` for each decoded chunk, in order; it may return changed copies
+        of the frames (a list per view) whose bins inside ``patches`` are stored apart (see :meth:`chunks`).
+    patches : list of ((row0, row1), (col0, col1)) or None per view, optional
+        Bin rectangles of each view whose sums are also stored from the frames ``on_raw`` returns.
     """
 
     def __init__(
         self,
         recordings: Sequence[VideoRecording],
         *,
+        sbin: int = 1,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         progress=None,
-        cache_sbin: int = 1,
+        on_raw: Callable[[int, list[np.ndarray]], list[np.ndarray] | None] | None = None,
+        patches: Sequence | None = None,
+        temporary_folder: str | os.PathLike | None = None,
     ):
         counts = [r.frame_count for r in recordings]
         if len(set(counts)) != 1:
@@ -42,32 +242,51 @@ class FrameSource:
                 f"Simultaneous cameras must have the same number of frames; got {listing}. Trim them to one length."
             )
         self.recordings = list(recordings)
-        self.frame_count = counts[0]
+        self.frame_count = n = counts[0]
         self.shapes = [(r.height, r.width) for r in recordings]
+        self.sbin = sbin
+        self.bins = [(h // sbin, w // sbin) for h, w in self.shapes]
         self._progress = progress
         self.decodes = 0
-        self._cache: list[np.ndarray] | None = None
-        # With cache_sbin > 1 the cache holds bin sums (the engine then never needs raw pixels): the
-        # frames this source yields are (frames, bins y, bins x) sums, to be scaled by 1 / cache_sbin**2.
-        self.cached = self.fits(recordings, memory_budget, cache_sbin)
-        self.cache_sbin = cache_sbin if self.cached else 1
-        if not self.cached:
-            return
+        patches = list(patches) if patches is not None else [None] * len(self.recordings)
+        dtype = _sum_dtype(sbin)
+        shapes = [(n, yb, xb) for yb, xb in self.bins]
+        shapes += [(n, p[0][1] - p[0][0], p[1][1] - p[1][0]) for p in patches if p is not None]
+        needed = sum(int(np.prod(s, dtype=np.int64)) for s in shapes) * np.dtype(dtype).itemsize
+        self.spilled = needed > memory_budget
+        folder = check_space(needed, "binned frames") if self.spilled else None
+        self._stores: list[RowStore] = []
+        self._patches: list[tuple | None] = []
+        try:
+            self._stores = [RowStore(s, dtype, folder=folder) for s in shapes[: len(self.bins)]]
+            self._patches = [
+                None if p is None else (p, RowStore((n, p[0][1] - p[0][0], p[1][1] - p[1][0]), dtype, folder=folder))
+                for p in patches
+            ]
+            self._fill(on_raw)
+        except BaseException:
+            self.close()
+            raise
+
+    def _fill(self, on_raw) -> None:
         from .svd import bin_sums
 
-        bins = [(h // cache_sbin, w // cache_sbin) for h, w in self.shapes]
-        dtype = np.uint8 if cache_sbin == 1 else (np.uint16 if cache_sbin <= 16 else np.uint32)
-        self._cache = [np.empty((self.frame_count, yb, xb), dtype) for yb, xb in bins]
-        for start, frames in self._decode(0, self.frame_count, 256):
-            for cache, view, (yb, xb) in zip(self._cache, frames, bins):
-                cache[start : start + len(view)] = bin_sums(view, cache_sbin, (0, yb), (0, xb))
+        frame_bytes = max(sum(h * w for h, w in self.shapes), 1)
+        chunk = int(max(8, min(256, DECODE_CHUNK_BYTES // frame_bytes)))
+        for start, frames in self._decode(0, self.frame_count, chunk):
+            changed = on_raw(start, frames) if on_raw is not None else None
+            for store, view, (yb, xb) in zip(self._stores, frames, self.bins):
+                store.write(start, bin_sums(view, self.sbin, (0, yb), (0, xb)))
+            for patch, view in zip(self._patches, changed or frames):
+                if patch is not None:
+                    (rows, cols), store = patch
+                    store.write(start, bin_sums(view, self.sbin, rows, cols))
 
     @staticmethod
-    def fits(recordings: Sequence[VideoRecording], memory_budget: int, cache_sbin: int = 1) -> bool:
-        """Whether every decoded frame of the recordings (binned by ``cache_sbin``) fits in ``memory_budget``."""
-        item = 1 if cache_sbin == 1 else (2 if cache_sbin <= 16 else 4)
-        pixels = sum(r.frame_count * (r.height // cache_sbin) * (r.width // cache_sbin) for r in recordings)
-        return pixels * item <= memory_budget
+    def stored_bytes(recordings: Sequence[VideoRecording], sbin: int) -> int:
+        """Bytes of the binned frames of ``recordings`` (the store's size, patches aside)."""
+        item = np.dtype(_sum_dtype(sbin)).itemsize
+        return sum(r.frame_count * (r.height // sbin) * (r.width // sbin) for r in recordings) * item
 
     def _decode(self, start: int, stop: int, chunk: int) -> Iterator[tuple[int, list[np.ndarray]]]:
         self.decodes += 1
@@ -79,56 +298,40 @@ class FrameSource:
                 self._progress(len(frames[0]))
             yield first, frames
 
-    def segments(self, starts: Sequence[int], length: int) -> Iterator[tuple[int, list[np.ndarray]]]:
-        """Yield ``(start, frames per view)`` for each segment ``[start, start + length)``, in order.
+    def read(self, start: int, stop: int, *, changed: bool = False) -> list[np.ndarray]:
+        """Binned frames ``[start, stop)`` per view; with ``changed``, the patches from ``on_raw``'s frames.
 
-        Starts must be sorted; segments may overlap. From memory when cached, else from one sequential
-        decode.
+        Do not change the arrays returned: from memory they are views of the store.
         """
-        starts = [int(s) for s in starts]
-        if self.cached:
-            for s in starts:
-                yield s, [c[s : s + length] for c in self._cache]
-            return
-        if not starts:
-            return
-        # One set of buffers, refilled for each segment: the consumer is done with a segment when it asks
-        # for the next one, and a second set would double this pass's memory.
-        buffers = [np.empty((length, h, w), np.uint8) for h, w in self.shapes]
-        segment, current, filled = 0, starts[0], 0
-        for first, frames in self._decode(starts[0], max(starts) + length, 256):
-            offset, n = 0, len(frames[0])
-            while segment < len(starts) and offset < n:
-                wanted = current + filled  # the next frame the current segment needs
-                if first + offset < wanted:
-                    offset = min(n, wanted - first)
-                    continue
-                take = min(length - filled, n - offset)
-                for buffer, view in zip(buffers, frames):
-                    buffer[filled : filled + take] = view[offset : offset + take]
-                filled += take
-                offset += take
-                if filled < length:
-                    continue
-                yield current, buffers
-                segment += 1
-                if segment == len(starts):
-                    return
-                # Facemap's segment starts can overlap the previous segment (by one frame when the length
-                # is a multiple of 1000): carry the shared frames over.
-                following = starts[segment]
-                shared = min(length, max(0, current + length - following))
-                for buffer in buffers:
-                    buffer[:shared] = buffer[length - shared :].copy()
-                current, filled = following, shared
+        out = [store.read(start, stop) for store in self._stores]
+        if changed:
+            for i, patch in enumerate(self._patches):
+                if patch is not None:
+                    ((r0, r1), (c0, c1)), store = patch
+                    view = out[i].copy() if not self.spilled else out[i]
+                    view[:, r0:r1, c0:c1] = store.read(start, stop)
+                    out[i] = view
+        return out
 
-    def chunks(self, chunk: int) -> Iterator[tuple[int, list[np.ndarray]]]:
-        """Yield ``(start, frames per view)`` over the whole video in chunks of ``chunk`` frames."""
-        if self.cached:
-            for s in range(0, self.frame_count, chunk):
-                yield s, [c[s : s + chunk] for c in self._cache]
-            return
-        yield from self._decode(0, self.frame_count, min(chunk, 250))
+    def segments(self, starts: Sequence[int], length: int) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """Yield ``(start, binned frames per view)`` for each segment ``[start, start + length)``."""
+        for s in starts:
+            yield int(s), self.read(int(s), int(s) + length)
+
+    def chunks(self, chunk: int, *, changed: bool = False, overlap: int = 0) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """Yield ``(start, binned frames per view)`` over the whole video in chunks of ``chunk`` frames.
+
+        With ``overlap``, each chunk after the first also holds the ``overlap`` frames before ``start``.
+        """
+        for s in range(0, self.frame_count, chunk):
+            yield s, self.read(max(s - overlap, 0), s + chunk, changed=changed)
+
+    def close(self) -> None:
+        for store in self._stores:
+            store.close()
+        for patch in self._patches:
+            if patch is not None:
+                patch[1].close()
 
 
 def _prefetch(items: Iterator, depth: int = 1) -> Iterator:

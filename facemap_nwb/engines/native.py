@@ -17,8 +17,10 @@ scale: Facemap's one-segment masks and projections carry the singular values):
 
 * Exact SVDs through the smaller Gram matrix (``eigh``) instead of randomized PCA; the segments
   are merged into a running top-k basis as they come, so memory does not grow with video length.
-* Frames are decoded once and kept in memory when they fit ``memory_budget``; otherwise each pass
-  decodes again, holding at most one segment.
+* Every frame is decoded once: pupil, blink and running are computed on the raw pixels as they are
+  decoded, and the binned frames (exact integer sums) go to a store that the averages, SVDs and
+  projections read, in memory when it fits ``memory_budget``, else in a temporary file
+  (:mod:`facemap_nwb.engines.frames`), so memory stays flat in video length.
 * Singular values are real for every region and both SVD kinds (Facemap reports zeros when the
   video fits one segment, and only the last region's otherwise); masks are unit vectors.
 
@@ -47,7 +49,7 @@ import numpy as np
 from ..params import FacemapParameters
 from ..results import FacemapResults, PupilSignals, Region, SVDComponents
 from ..video import VideoRecording
-from .frames import DEFAULT_MEMORY_BUDGET, FrameSource
+from .frames import DEFAULT_MEMORY_BUDGET, FrameSource, RowStore, SpilledArray, check_space
 from .signals import blink_trace, pupil_fit, running_shifts, smooth_outliers
 from .svd import bin_frames, merge_components, region_pieces, segment_svds
 from .versions import package_version
@@ -99,32 +101,24 @@ def _bin(frames: np.ndarray, plan: _Plan, view: _View) -> np.ndarray:
 
 @dataclass
 class _Basis:
-    """A running top-k basis of ``S Uᵀ`` rows, merged segment by segment (memory flat in video length)."""
+    """A running top-k basis (``Uᵀ`` with orthonormal rows, and ``S``), merged segment by segment as they
+    come (memory flat in video length, and no stack of every segment's components as in Facemap)."""
 
     limit: int
-    scaled: np.ndarray | None = None  # (m, pixels)
-    single: tuple[np.ndarray, np.ndarray] | None = None
+    u_t: np.ndarray | None = None  # (m, pixels)
+    s: np.ndarray | None = None
     segments: int = 0
 
     def add(self, u_t: np.ndarray, s: np.ndarray) -> None:
         self.segments += 1
-        if self.segments == 1:  # kept as is: a single segment needs no scaled copy (at sbin 1 it is large)
-            self.single = (u_t, s)
+        if self.segments == 1:
+            self.u_t, self.s = u_t, s
             return
-        if self.scaled is None:
-            first_u, first_s = self.single
-            self.scaled, self.single = first_u * first_s[:, np.newaxis], None
-        self.scaled = np.concatenate([self.scaled, u_t * s[:, np.newaxis]], axis=0)
-        if self.scaled.shape[0] > self.limit:  # merge at once: memory stays that of limit + one segment
-            u2, s2 = merge_components(self.scaled, self.limit)
-            self.scaled = u2 * s2[:, np.newaxis]
+        self.u_t, self.s = merge_components(self.u_t, self.s, u_t, s, self.limit)
 
     def final(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(Uᵀ, S)``: the segment's own SVD when there is one segment (Facemap skips its final SVD)."""
-        if self.segments == 1:
-            u_t, s = self.single
-            return u_t[:k], s[:k]
-        return merge_components(self.scaled, k)
+        return self.u_t[:k], self.s[:k]
 
 
 @dataclass
@@ -371,38 +365,73 @@ class _Accumulators:
     running: dict[int, np.ndarray]
 
 
-def _pupil_blink_running(plan, acc, pupil_parts, start, work, previous_raw, running_method) -> dict:
-    """Pupil, blink and running for one chunk, in Facemap's order; fills ``work`` outside the ellipses.
+class _RawPass:
+    """Pupil, blink and running for each decoded chunk, in Facemap's order (called by the frame source).
 
     Facemap fills each pupil ROI (then each blink ROI) with 255 outside its ellipse *in the frames*,
-    right before fitting it, so later ROIs and the running estimate see the fill.
+    right before fitting it, so later ROIs and the running estimate see the fill; the filled frames are
+    returned so that the frame source keeps the bins they change (for motion energy and projections).
     """
-    n = plan.frame_count
-    for roi_type in ("pupil", "blink", "running"):
-        for index, region in enumerate(plan.regions):
-            if region.type != roi_type:
+
+    def __init__(self, plan: _Plan, acc: _Accumulators, running_method: str):
+        self.plan, self.acc, self.running_method = plan, acc, running_method
+        self.touched = {r.video_index for r in plan.regions if r.type in ("pupil", "blink")}
+        self.pupil_parts: dict[int, list[dict]] = {}
+        self.previous_raw: dict[int, np.ndarray] = {}
+
+    def patches(self, sbin: int) -> list:
+        """Per view, the bin rectangle that covers every filled ROI (bins partly inside included)."""
+        out = []
+        for index, view in enumerate(self.plan.views):
+            boxes = [
+                self.plan.params.rois[r.number]
+                for r in self.plan.regions
+                if r.type in ("pupil", "blink") and r.video_index == index
+            ]
+            if not boxes:
+                out.append(None)
                 continue
-            roi = plan.params.rois[region.number]
-            crop = work[roi.video][:, roi.y : roi.y + roi.height, roi.x : roi.x + roi.width]
-            if roi_type in ("pupil", "blink"):
-                crop[:, ~roi.mask] = 255
-            if roi_type == "pupil":
-                pupil_parts.setdefault(index, []).append(pupil_fit(crop, roi.saturation, roi.pupil_sigma))
-            elif roi_type == "blink":
-                acc.blinks.setdefault(index, np.zeros(n))[start : start + len(crop)] = blink_trace(crop, roi.saturation)
-            else:
-                series = crop if index not in previous_raw else np.concatenate([previous_raw[index][np.newaxis], crop])
-                dy, dx = running_shifts(series, running_method)
-                offset = start + 1 if index not in previous_raw else start
-                acc.running.setdefault(index, np.zeros((n, 2)))[offset : offset + len(dy)] = np.stack([dy, dx], 1)
-                previous_raw[index] = crop[-1].copy()
-    return previous_raw
+            r0 = min(b.y for b in boxes) // sbin
+            c0 = min(b.x for b in boxes) // sbin
+            r1 = min(view.ybins, -(-max(b.y + b.height for b in boxes) // sbin))
+            c1 = min(view.xbins, -(-max(b.x + b.width for b in boxes) // sbin))
+            out.append(((r0, r1), (c0, c1)) if r1 > r0 and c1 > c0 else None)
+        return out
+
+    def __call__(self, start: int, frames: list[np.ndarray]) -> list[np.ndarray]:
+        plan, acc, n = self.plan, self.acc, self.plan.frame_count
+        work = [f.copy() if i in self.touched else f for i, f in enumerate(frames)]
+        for roi_type in ("pupil", "blink", "running"):
+            for index, region in enumerate(plan.regions):
+                if region.type != roi_type:
+                    continue
+                roi = plan.params.rois[region.number]
+                crop = work[roi.video][:, roi.y : roi.y + roi.height, roi.x : roi.x + roi.width]
+                if roi_type in ("pupil", "blink"):
+                    crop[:, ~roi.mask] = 255
+                if roi_type == "pupil":
+                    self.pupil_parts.setdefault(index, []).append(pupil_fit(crop, roi.saturation, roi.pupil_sigma))
+                elif roi_type == "blink":
+                    trace = blink_trace(crop, roi.saturation)
+                    acc.blinks.setdefault(index, np.zeros(n))[start : start + len(crop)] = trace
+                else:
+                    previous = self.previous_raw.get(index)
+                    series = crop if previous is None else np.concatenate([previous[np.newaxis], crop])
+                    dy, dx = running_shifts(series, self.running_method)
+                    offset = start + 1 if previous is None else start
+                    acc.running.setdefault(index, np.zeros((n, 2)))[offset : offset + len(dy)] = np.stack([dy, dx], 1)
+                    self.previous_raw[index] = crop[-1].copy()
+        return work
+
+    def finish(self) -> None:
+        for index, parts in self.pupil_parts.items():
+            self.acc.pupils[index] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _process_chunk_size(plan: _Plan) -> int:
-    """Frames per chunk of the last pass: Facemap's 500, fewer for large frames to bound memory."""
-    per_frame = 4 * 6 * max(plan.total_pixels, 1)  # binned frames, differences and centred copies, float32
-    return int(max(16, min(PROCESS_CHUNK, (1 << 28) // per_frame)))
+    """Frames per chunk of the last pass: Facemap's 500, fewer for large frames to bound memory (64 MiB)."""
+    per_frame = 4 * 3 * max(plan.total_pixels, 1)  # bin sums and their differences as float32, and slack
+    return int(max(16, min(PROCESS_CHUNK, (1 << 26) // per_frame)))
 
 
 def _needs_projection(plan: _Plan, region: int, facemap_compatible: bool) -> bool:
@@ -414,58 +443,78 @@ def _needs_projection(plan: _Plan, region: int, facemap_compatible: bool) -> boo
     return bool(filled) and (r.type == "full_frame" or r.video_index in filled)
 
 
-def _process(plan, source, avg_frame, avg_motion, components, facemap_compatible, running_method) -> _Accumulators:
+def _process(plan, source, avg_frame, avg_motion, components, facemap_compatible, acc: _Accumulators) -> None:
+    """Motion energy and projections of every frame, from the binned frames (the last pass)."""
     n = plan.frame_count
-    acc = _Accumulators(
-        motion={r: np.zeros(n, np.float32) for r in plan.motion_regions},
-        projections={key: np.zeros((n, c.u_t.shape[0]), np.float32) for key, c in components.items()},
-        pupils={},
-        blinks={},
-        running={},
-    )
+    acc.motion = {r: np.zeros(n, np.float32) for r in plan.motion_regions}
+    acc.projections = _projection_arrays(plan, components, spill=source.spilled)
     pending = {}  # which frames each (kind, region) still needs projected: [lo, hi) covered by the SVD
     for key, c in components.items():
         if c.covered is not None and not _needs_projection(plan, key[1], facemap_compatible):
-            acc.projections[key][c.first : c.first + len(c.covered)] = c.covered
+            _put(acc.projections[key], np.arange(c.first, c.first + len(c.covered)), c.covered)
             pending[key] = (c.first, c.first + len(c.covered))
         else:
             pending[key] = (0, 0)
-    touched = {r.video_index for r in plan.regions if r.type in ("pupil", "blink")}
-    pupil_parts: dict[int, list[dict]] = {}
-    previous_raw: dict[int, np.ndarray] = {}
-    previous_binned = None
-    for start, frames in source.chunks(_process_chunk_size(plan)):
-        work = [f.copy() if i in touched else f for i, f in enumerate(frames)]
-        previous_raw = _pupil_blink_running(plan, acc, pupil_parts, start, work, previous_raw, running_method)
-        binned = [_bin(f, plan, v) for v, f in zip(plan.views, work if facemap_compatible else frames)]
-        if previous_binned is not None:
-            binned = [np.concatenate([p[np.newaxis], b]) for p, b in zip(previous_binned, binned)]
-        previous_binned = [b[-1].copy() for b in binned]
-        first = start if start == 0 else start - 1  # frame index of binned[...][0]
-        motion = [np.abs(np.diff(b, axis=0)) for b in binned]
+    # Work on bin sums (exact in float32) and scale the results: (sums * scale - average) @ U equals
+    # (sums @ U) * scale - average @ U, which saves a scaled and a centred copy of every chunk.
+    scale = np.float32(plan.scale)
+    offsets = {}
+    for (kind, region), c in components.items():
+        average = avg_motion if kind == "motion" else avg_frame
+        offsets[(kind, region)] = _region_block(plan, region, [a[np.newaxis] for a in average]) @ c.u_t.T
+    for start, frames in source.chunks(_process_chunk_size(plan), changed=facemap_compatible, overlap=1):
+        sums = [f.reshape(len(f), -1).astype(np.float32) for f in frames]  # frame first .. first + len - 1
+        first = max(start - 1, 0)
+        motion = [np.subtract(x[1:], x[:-1]) for x in sums]
+        for m in motion:
+            np.abs(m, out=m)
         rows = np.arange(first + 1, first + 1 + motion[0].shape[0])  # motion row j is frame first + 1 + j
         for region in plan.motion_regions:
-            acc.motion[region][rows] = _region_block(plan, region, motion).sum(axis=1)
-        todo = {key: (rows < lo) | (rows >= hi) for key, (lo, hi) in pending.items()}
-        todo = {key: mask for key, mask in todo.items() if mask.any()}
-        if not todo:
-            continue
-        centred = {}
-        if any(kind == "motion" for kind, _ in todo):
-            centred["motion"] = [m - a for m, a in zip(motion, avg_motion)]
-        if any(kind == "movie" for kind, _ in todo):
-            centred["movie"] = [b[1:] - f for b, f in zip(binned, avg_frame)]
-        for (kind, region), mask in todo.items():
-            block = _region_block(plan, region, centred[kind])[mask]
-            acc.projections[(kind, region)][rows[mask]] = block @ components[(kind, region)].u_t.T
-    for values in acc.projections.values():
-        if n > 1:
-            values[0] = values[1]
+            acc.motion[region][rows] = _region_block(plan, region, motion).sum(axis=1) * scale
+        for (kind, region), (lo, hi) in pending.items():
+            mask = (rows < lo) | (rows >= hi)
+            if not mask.any():
+                continue
+            block = _region_block(plan, region, motion if kind == "motion" else [x[1:] for x in sums])
+            if not mask.all():
+                block = block[mask]
+            projected = block @ components[(kind, region)].u_t.T
+            projected *= scale
+            projected -= offsets[(kind, region)]
+            _put(acc.projections[(kind, region)], rows[mask], projected)
+    for key, values in acc.projections.items():
+        if n > 1:  # frame 0 repeats frame 1
+            _put(values, np.arange(1), values.read(1, 2) if isinstance(values, RowStore) else values[1:2])
+        if isinstance(values, RowStore):
+            acc.projections[key] = SpilledArray(values)
     if facemap_compatible:
         acc.motion = {r: _facemap_alignment(m) for r, m in acc.motion.items()}
-    for index, parts in pupil_parts.items():
-        acc.pupils[index] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return acc
+
+
+def _projection_arrays(plan: _Plan, components: dict, *, spill: bool) -> dict:
+    """One (frames, components) float32 array per SVD; in temporary files when the frames were spilled too,
+    so that memory stays flat in video length (100,000 frames x 500 components is 200 MB per SVD)."""
+    n = plan.frame_count
+    if not spill or not components:
+        return {key: np.zeros((n, c.u_t.shape[0]), np.float32) for key, c in components.items()}
+    needed = sum(4 * n * c.u_t.shape[0] for c in components.values())
+    folder = check_space(needed, "SVD projections")
+    return {
+        key: RowStore((n, c.u_t.shape[0]), np.float32, folder=folder, what="SVD projections")
+        for key, c in components.items()
+    }
+
+
+def _put(target, rows: np.ndarray, values: np.ndarray) -> None:
+    """``target[rows] = values`` for an array or a :class:`RowStore` (written run by contiguous run)."""
+    if not isinstance(target, RowStore):
+        target[rows] = values
+        return
+    if rows.size == 0:
+        return
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    for part_rows, part_values in zip(np.split(rows, breaks), np.split(values, breaks)):
+        target.write(int(part_rows[0]), part_values)
 
 
 def _placed(plan: _Plan, per_view: list[np.ndarray]) -> np.ndarray:
@@ -510,14 +559,24 @@ def run_native(
         One per simultaneous camera view, all with the same number of frames.
     params : FacemapParameters
     memory_budget : int
-        Bytes of decoded frames kept in memory to decode only once.
+        Bytes of binned frames kept in memory; beyond it they go to a temporary file (in
+        ``$FACEMAP_NWB_TMPDIR``, else ``$TMPDIR``), read back in pieces. Either way every frame is decoded
+        once.
     progress : bool
         Show a progress bar (frames per second).
     facemap_compatible : bool
         Reproduce Facemap's quirks (documented in this module) so that results are interchangeable.
     running_method : {"facemap", "phase_correlation"}
     timings : dict, optional
-        Filled with seconds spent decoding, in SVDs and in projection.
+        Filled with seconds spent decoding, in SVDs and in projection, the number of decodes (always 1),
+        whether the binned frames were spilled to disk, and the peak memory after each stage.
+
+    Returns
+    -------
+    FacemapResults
+        When the binned frames did not fit ``memory_budget``, the SVD projections are kept in temporary
+        files too (:class:`~facemap_nwb.engines.frames.SpilledArray`: sliced like an array, read when
+        sliced, streamed into NWB files; ``np.asarray`` reads it whole); the files go when the results do.
     """
     import time
 
@@ -525,15 +584,25 @@ def run_native(
     plan = _plan(recordings, params, facemap_compatible)
     clock = time.perf_counter
     t0 = clock()
-    cache_sbin = 1 if plan.raw_pixels_needed else params.spatial_bin
-    passes = 1 if FrameSource.fits(recordings, memory_budget, cache_sbin) else 3
-    bar = _Progress(plan.frame_count * passes, progress)
+    sbin = params.spatial_bin
+    acc = _Accumulators(motion={}, projections={}, pupils={}, blinks={}, running={})
+    raw_pass = _RawPass(plan, acc, running_method) if plan.raw_pixels_needed else None
+    bar = _Progress(plan.frame_count * 2, progress)  # decoding, then the last pass
+    source = None
     try:
-        sbin = params.spatial_bin
-        source = FrameSource(recordings, memory_budget=memory_budget, progress=bar, cache_sbin=cache_sbin)
-        plan.frame_sbin = 1 if source.cache_sbin > 1 else sbin
-        plan.scale = 1.0 / (sbin * sbin)
+        source = FrameSource(
+            recordings,
+            sbin=sbin,
+            memory_budget=memory_budget,
+            progress=bar,
+            on_raw=raw_pass,
+            patches=raw_pass.patches(sbin) if raw_pass is not None and facemap_compatible else None,
+        )
+        if raw_pass is not None:
+            raw_pass.finish()
+        plan.frame_sbin, plan.scale = 1, 1.0 / (sbin * sbin)
         t_decode = clock() - t0
+        peaks = [_peak_mb()]
         avg_frame, avg_motion = _averages(plan, source, recordings)
         t1 = clock()
         bases = (
@@ -542,15 +611,50 @@ def run_native(
             else {}
         )
         t2 = clock()
-        acc = _process(plan, source, avg_frame, avg_motion, bases, facemap_compatible, running_method)
+        peaks.append(_peak_mb())
+        _process(plan, _Counted(source, bar), avg_frame, avg_motion, bases, facemap_compatible, acc)
         t3 = clock()
+        peaks.append(_peak_mb())
     finally:
         bar.close()
+        if source is not None:
+            source.close()
     if timings is not None:
         timings.update(
-            decode=t_decode, averages=t1 - t0 - t_decode, svd=t2 - t1, projection=t3 - t2, decodes=source.decodes
+            decode=t_decode,
+            averages=t1 - t0 - t_decode,
+            svd=t2 - t1,
+            projection=t3 - t2,
+            decodes=source.decodes,
+            spilled=source.spilled,
+            peak_mb=dict(zip(("decode", "svd", "projection"), peaks)),
         )
     return _results(plan, recordings, avg_frame, avg_motion, bases, acc, facemap_compatible)
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process so far, in MB (for the timings of benchmarks)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return float("nan")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Counted:
+    """A frame source whose chunks advance the progress bar."""
+
+    def __init__(self, source: FrameSource, bar: _Progress):
+        self.source, self.bar = source, bar
+
+    @property
+    def spilled(self) -> bool:
+        return self.source.spilled
+
+    def chunks(self, chunk: int, **options):
+        for start, frames in self.source.chunks(chunk, **options):
+            yield start, frames
+            self.bar(min(chunk, self.source.frame_count - start))
 
 
 def _results(plan, recordings, avg_frame, avg_motion, bases, acc, facemap_compatible: bool = True) -> FacemapResults:

@@ -270,7 +270,7 @@ def _svd_series(svd: SVDComponents, region: Region, table, timing: _Timing, vide
     kwargs = dict(
         name=f"{_SVD_PREFIX[svd.svd_type]}{region.name}",
         description=description,
-        data=np.asarray(svd.projections[:, :k], dtype=np.float32),
+        data=_projection_data(svd.projections, k),
         unit="a.u.",
         svd_type=svd.svd_type,
         singular_values=np.asarray(svd.singular_values[:k], dtype=np.float32),
@@ -287,6 +287,17 @@ def _svd_series(svd: SVDComponents, region: Region, table, timing: _Timing, vide
     if video is not None:
         kwargs["source_video"] = video
     return timing.made(FacemapSVDSeries(**kwargs))
+
+
+def _projection_data(projections, k: int):
+    """The first ``k`` projection columns: an array, or for projections kept in a temporary file (long videos)
+    an hdmf chunk iterator, so that writing reads ~64 MB at a time (neuroconv then gives it its chunks and
+    gzip like any other dataset)."""
+    from ..engines.frames import SpilledArray
+
+    if isinstance(projections, SpilledArray):
+        return projections.chunk_iterator(k)
+    return np.asarray(projections[:, :k], dtype=np.float32)
 
 
 def _chunked_masks(masks: np.ndarray):
