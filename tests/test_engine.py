@@ -196,3 +196,17 @@ def test_merging_two_bases_equals_the_svd_of_their_stack():
     agreement = np.abs(np.sum(merged_u[:10].astype(np.float64) * exact_vt[:10], axis=1))
     assert_allclose(agreement, np.ones(10), atol=1e-3, err_msg="the top components differ from the stack's")
     assert_allclose(merged_u @ merged_u.T, np.eye(40), atol=1e-3, err_msg="merged rows are not orthonormal")
+
+
+def test_merging_three_bases_at_once_equals_the_svd_of_their_stack():
+    from facemap_nwb.engines.svd import merge_blocks
+
+    rng = np.random.default_rng(11)
+    blocks = [_basis(rng, 50, 300, 20) for _ in range(3)]
+    crosses = {(i, j): blocks[i][0] @ blocks[j][0].T for i in range(3) for j in range(i + 1, 3)}
+    merged_u, merged_s = merge_blocks(blocks, crosses, 45)
+    stack = np.vstack([s[:, np.newaxis] * u for u, s in blocks]).astype(np.float64)
+    _, exact_s, exact_vt = np.linalg.svd(stack, full_matrices=False)
+    assert_allclose(merged_s, exact_s[:45], rtol=2e-4)
+    agreement = np.abs(np.sum(merged_u[:10].astype(np.float64) * exact_vt[:10], axis=1))
+    assert_allclose(agreement, np.ones(10), atol=1e-3)

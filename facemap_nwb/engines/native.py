@@ -51,7 +51,7 @@ from ..results import FacemapResults, PupilSignals, Region, SVDComponents
 from ..video import VideoRecording
 from .frames import DEFAULT_MEMORY_BUDGET, FrameSource, RowStore, SpilledArray, check_space
 from .signals import blink_trace, pupil_fit, running_shifts, smooth_outliers
-from .svd import bin_frames, merge_components, region_pieces, segment_svds
+from .svd import bin_frames, merge_blocks, region_pieces, segment_svds
 from .versions import package_version
 
 __all__ = ["run_native", "ENGINE_NAME", "video_placement"]
@@ -101,24 +101,30 @@ def _bin(frames: np.ndarray, plan: _Plan, view: _View) -> np.ndarray:
 
 @dataclass
 class _Basis:
-    """A running top-k basis (``Uᵀ`` with orthonormal rows, and ``S``), merged segment by segment as they
-    come (memory flat in video length, and no stack of every segment's components as in Facemap)."""
+    """A running top-k basis, merged as segments come (memory flat in video length; Facemap instead stacks
+    every segment's components). Segments are stacked (with the cross terms of their Gram matrix) until the
+    stack holds more rows than ``limit``, then merged into one block of ``limit`` rows."""
 
     limit: int
-    u_t: np.ndarray | None = None  # (m, pixels)
-    s: np.ndarray | None = None
+    blocks: list = field(default_factory=list)  # [(Uᵀ with orthonormal rows, S)]
+    crosses: dict = field(default_factory=dict)  # (i, j) -> Uᵢᵀ Uⱼ for i < j
     segments: int = 0
 
     def add(self, u_t: np.ndarray, s: np.ndarray) -> None:
         self.segments += 1
-        if self.segments == 1:
-            self.u_t, self.s = u_t, s
-            return
-        self.u_t, self.s = merge_components(self.u_t, self.s, u_t, s, self.limit)
+        new = len(self.blocks)
+        for i, (u, _) in enumerate(self.blocks):
+            self.crosses[(i, new)] = u @ u_t.T
+        self.blocks.append((u_t, s))
+        if sum(u.shape[0] for u, _ in self.blocks) > self.limit:
+            self.blocks, self.crosses = [merge_blocks(self.blocks, self.crosses, self.limit)], {}
 
     def final(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(Uᵀ, S)``: the segment's own SVD when there is one segment (Facemap skips its final SVD)."""
-        return self.u_t[:k], self.s[:k]
+        if len(self.blocks) > 1:
+            self.blocks, self.crosses = [merge_blocks(self.blocks, self.crosses, k)], {}
+        u_t, s = self.blocks[0]
+        return u_t[:k], s[:k]
 
 
 @dataclass
@@ -429,9 +435,10 @@ class _RawPass:
 
 
 def _process_chunk_size(plan: _Plan) -> int:
-    """Frames per chunk of the last pass: Facemap's 500, fewer for large frames to bound memory (64 MiB)."""
+    """Frames per chunk of the last pass: Facemap's 500, fewer for large frames to bound memory (128 MiB;
+    products of fewer than ~170 rows run measurably slower: 85 rows of 65,536 pixels take 1.4x as long)."""
     per_frame = 4 * 3 * max(plan.total_pixels, 1)  # bin sums and their differences as float32, and slack
-    return int(max(16, min(PROCESS_CHUNK, (1 << 26) // per_frame)))
+    return int(max(16, min(PROCESS_CHUNK, (1 << 27) // per_frame)))
 
 
 def _needs_projection(plan: _Plan, region: int, facemap_compatible: bool) -> bool:

@@ -26,6 +26,10 @@ __all__ = ["Piece", "bin_frames", "bin_sums", "region_pieces", "segment_svds", "
 # itself needs gigabytes; on small frames a quarter of a segment keeps memory small.
 BLOCK_BYTES = 1 << 26
 MIN_BLOCK_BYTES = 1 << 23
+# A segment's data for one kind up to one block is made whole once (both products read it: 12% faster on
+# 999 x 9,999); beyond, the blocks are made twice (once for the Gram matrix, once for the components), which
+# keeps memory bounded and measured faster on 999 x 65,536 (BLAS runs better on 16,384-pixel blocks).
+WHOLE_BYTES = BLOCK_BYTES
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,16 @@ def segment_svds(
     samples = frames[0].shape[0] - 1
     pixels = sum(p.pixels for p in pieces)
     k = max(0, min(k, samples, pixels - 1))  # centring over pixels leaves rank pixels - 1 at most
+    if 4 * samples * pixels <= WHOLE_BYTES:  # one kind's data fits: made once, used for both products
+        out = {}
+        for kind in kinds:
+            x = np.empty((samples, pixels), np.float32)
+            for piece in pieces:
+                for _, data in _piece_data(frames, piece, sbin, scale, view_shapes, averages, [kind]):
+                    x[:, piece.offset : piece.offset + piece.pixels] = data
+            out[kind] = _whole_svd(x, k)
+            del x
+        return out
     grams = {kind: np.zeros((samples, samples)) for kind in kinds}
     sums = {kind: np.zeros(samples) for kind in kinds}
     for piece in pieces:
@@ -185,24 +199,58 @@ def segment_svds(
     return {kind: (v[0], v[1], v[2]) for kind, v in out.items()}
 
 
+def _whole_svd(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Uᵀ, S, W S)`` of data ``x`` (frames x pixels, changed in place), each frame centred over pixels."""
+    pixels = x.shape[1]
+    sums = x.sum(axis=1, dtype=np.float64)
+    gram = (x @ x.T).astype(np.float64) - np.outer(sums, sums) / pixels
+    w, s = _top_eigen(gram, k)
+    keep = s > (s[0] * 1e-6 if s.size and s[0] > 0 else np.inf)
+    inverse = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0).astype(np.float32)
+    x -= (sums / pixels).astype(np.float32)[:, np.newaxis]
+    u_t = (w.T.astype(np.float32) @ x) * inverse[:, np.newaxis]
+    return u_t, s.astype(np.float32), (w * s).astype(np.float32)
+
+
 def merge_components(
     u_t: np.ndarray, s: np.ndarray, u2_t: np.ndarray, s2: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k SVD of the stacked rows ``[S Uᵀ; S2 U2ᵀ]``, as Facemap's final ``svdecon`` of its stacked ``U * S``.
 
-    Both bases have orthonormal rows that sum to zero over pixels (each row is a combination of frames
-    centred over pixels), so Facemap's centring leaves them as they are, and the Gram matrix of the stack
-    is ``[[S², S Uᵀ U2 S2], [., S2²]]``: only the cross term is computed (``m x m2 x P`` instead of
-    ``(m + m2)² x P``). Returns ``(Uᵀ (k x P), S (k,))``.
+    Returns ``(Uᵀ (k x P), S (k,))``; see :func:`merge_blocks`.
     """
-    m = u_t.shape[0]
-    s64, s2_64 = s.astype(np.float64), s2.astype(np.float64)
-    cross = (u_t @ u2_t.T).astype(np.float64) * s64[:, np.newaxis] * s2_64[np.newaxis, :]
-    gram = np.block([[np.diag(s64**2), cross], [cross.T, np.diag(s2_64**2)]])
-    k = max(0, min(k, gram.shape[0], u_t.shape[1] - 1))
+    return merge_blocks([(u_t, s), (u2_t, s2)], {(0, 1): u_t @ u2_t.T}, k)
+
+
+def merge_blocks(
+    blocks: Sequence[tuple[np.ndarray, np.ndarray]], crosses: dict[tuple[int, int], np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k SVD of the stacked rows ``[S₁ U₁ᵀ; S₂ U₂ᵀ; ...]`` (Facemap's final ``svdecon`` of its stack).
+
+    Each basis has orthonormal rows that sum to zero over pixels (each row is a combination of frames
+    centred over pixels), so Facemap's centring leaves them as they are, and the Gram matrix of the stack
+    has ``Sᵢ²`` on its diagonal blocks and ``Sᵢ Uᵢᵀ Uⱼ Sⱼ`` off it: only the cross terms ``crosses[(i, j)] =
+    Uᵢᵀ Uⱼ`` (i < j) are computed (``mᵢ x mⱼ x P`` each instead of ``(Σ m)² x P``). Returns ``(Uᵀ, S)``.
+    """
+    sizes = [u.shape[0] for u, _ in blocks]
+    edges = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    scales = [sv.astype(np.float64) for _, sv in blocks]
+    gram = np.zeros((edges[-1], edges[-1]))
+    for i, si in enumerate(scales):
+        gram[edges[i] : edges[i + 1], edges[i] : edges[i + 1]] = np.diag(si**2)
+        for j in range(i + 1, len(blocks)):
+            block = crosses[(i, j)].astype(np.float64) * si[:, np.newaxis] * scales[j][np.newaxis, :]
+            gram[edges[i] : edges[i + 1], edges[j] : edges[j + 1]] = block
+            gram[edges[j] : edges[j + 1], edges[i] : edges[i + 1]] = block.T
+    k = max(0, min(k, gram.shape[0], blocks[0][0].shape[1] - 1))
     q, sigma = _top_eigen(gram, k)
     keep = sigma > (sigma[0] * 1e-6 if sigma.size and sigma[0] > 0 else np.inf)
     inverse = np.where(keep, 1.0 / np.where(keep, sigma, 1.0), 0.0)
-    left = (q[:m].T * s64[np.newaxis, :] * inverse[:, np.newaxis]).astype(np.float32)
-    right = (q[m:].T * s2_64[np.newaxis, :] * inverse[:, np.newaxis]).astype(np.float32)
-    return left @ u_t + right @ u2_t, sigma.astype(np.float32)
+    merged = None
+    for i, (u, _) in enumerate(blocks):
+        weights = (q[edges[i] : edges[i + 1]].T * scales[i][np.newaxis, :] * inverse[:, np.newaxis]).astype(np.float32)
+        if merged is None:
+            merged = weights @ u
+        else:
+            merged += weights @ u
+    return merged, sigma.astype(np.float32)
