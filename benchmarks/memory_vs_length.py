@@ -6,8 +6,9 @@
 Makes one synthetic video per length (same scene, same size), runs the real command on each in its own
 process (motion SVD, full frame, native engine; NWB written and validated) and prints peak resident
 memory, wall time, the time of the processing call, and the ratios to the shortest video. The memory
-budget is the amount of decoded frames the engine may keep to decode only once; a video over it is
-decoded again for each pass, holding at most one segment, so memory stays flat.
+budget is the amount of binned frames the engine keeps in memory; a video over it keeps them (and its
+SVD projections) in temporary files, read back in pieces, so memory stays flat; every frame is decoded
+once either way.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--size", default="120x160", help="HEIGHTxWIDTH of the synthetic video")
     parser.add_argument("--sbin", type=int, default=2)
-    parser.add_argument("--memory-budget", type=float, help="MiB of decoded frames kept (engine default if omitted)")
+    parser.add_argument("--memory-budget", type=float, help="MiB of binned frames kept in memory")
     parser.add_argument("--keep", help="folder for videos and outputs (default: a temporary one)")
     args = parser.parse_args()
     from facemap_nwb.synthetic import make_face_video

@@ -435,10 +435,10 @@ class _RawPass:
 
 
 def _process_chunk_size(plan: _Plan) -> int:
-    """Frames per chunk of the last pass: Facemap's 500, fewer for large frames to bound memory (128 MiB;
+    """Frames per chunk of the last pass: 256, fewer for large frames to bound memory (128 MiB;
     products of fewer than ~170 rows run measurably slower: 85 rows of 65,536 pixels take 1.4x as long)."""
     per_frame = 4 * 3 * max(plan.total_pixels, 1)  # bin sums and their differences as float32, and slack
-    return int(max(16, min(PROCESS_CHUNK, (1 << 27) // per_frame)))
+    return int(max(16, min(256, (1 << 27) // per_frame)))
 
 
 def _needs_projection(plan: _Plan, region: int, facemap_compatible: bool) -> bool:
