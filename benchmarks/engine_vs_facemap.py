@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,9 @@ def _parameters(args):
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from facemap_nwb.engines.frames import peak_memory_mb  # VmHWM: not inherited from this benchmark
+
+    return peak_memory_mb()
 
 
 def facemap_worker(args) -> None:

@@ -270,9 +270,9 @@ def _cmd_process(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     if args.timings_json:  # for benchmarks/engine_vs_facemap.py
-        import resource
+        from .engines.frames import peak_memory_mb
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_memory_mb()
         writing = time.perf_counter() - writing_start
         report = {"processing": processing, "writing": writing, "timings": options.get("timings", {}), "peak_mb": peak}
         Path(args.timings_json).write_text(json.dumps(report))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 
@@ -20,7 +21,15 @@ import numpy as np
 from ..atomic import OutputError
 from ..video import GrayFrameReader, VideoError, VideoRecording
 
-__all__ = ["FrameSource", "RowStore", "SpilledArray", "DEFAULT_MEMORY_BUDGET", "temporary_folder", "check_space"]
+__all__ = [
+    "FrameSource",
+    "RowStore",
+    "SpilledArray",
+    "DEFAULT_MEMORY_BUDGET",
+    "temporary_folder",
+    "check_space",
+    "peak_memory_mb",
+]
 
 DEFAULT_MEMORY_BUDGET = 512 << 20  # bytes of binned frames kept in memory; beyond, a temporary file
 DECODE_CHUNK_BYTES = 8 << 20  # raw grayscale pixels per decoded chunk: 3 in flight, so memory stays small
@@ -30,6 +39,29 @@ SPACE_MARGIN = 256 << 20  # free space left on the temporary file's disk
 def temporary_folder(folder: str | os.PathLike | None = None) -> str:
     """Where temporary files go: ``folder``, else ``$FACEMAP_NWB_TMPDIR``, else Python's (``$TMPDIR``, /tmp)."""
     return str(folder or os.environ.get("FACEMAP_NWB_TMPDIR") or tempfile.gettempdir())
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MB, for benchmarks.
+
+    Linux's ``VmHWM`` (the high-water mark of this process's own memory, reset by ``exec``), not
+    ``ru_maxrss``: a child process inherits the ``ru_maxrss`` of the parent that started it, so a small
+    command started by a large benchmark would report the benchmark's peak. ``ru_maxrss`` where there is
+    no ``/proc``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
 def _sum_dtype(sbin: int):
@@ -77,6 +109,10 @@ class RowStore:
         data = memoryview(np.ascontiguousarray(rows, self.dtype)).cast("B")
         offset, done = start * self.row_bytes, 0
         try:
+            if not hasattr(os, "pwrite"):  # Windows
+                self._file.seek(offset)
+                self._file.write(data)
+                return
             while done < len(data):
                 done += os.pwrite(self._file.fileno(), data[done:], offset + done)
         except OSError as err:
@@ -89,6 +125,11 @@ class RowStore:
             return self._array[start:stop]
         out = np.empty((max(stop - start, 0), *self.shape[1:]), self.dtype)
         view, offset, done = memoryview(out).cast("B"), start * self.row_bytes, 0
+        if not hasattr(os, "preadv"):  # Windows
+            self._file.seek(offset)
+            if self._file.readinto(view) != len(view):
+                raise OSError(f"the temporary file of {self.what} ended early")
+            return out
         while done < len(view):
             got = os.preadv(self._file.fileno(), [view[done:]], offset + done)
             if got <= 0:

@@ -49,7 +49,7 @@ import numpy as np
 from ..params import FacemapParameters
 from ..results import FacemapResults, PupilSignals, Region, SVDComponents
 from ..video import VideoRecording
-from .frames import DEFAULT_MEMORY_BUDGET, FrameSource, RowStore, SpilledArray, check_space
+from .frames import DEFAULT_MEMORY_BUDGET, FrameSource, RowStore, SpilledArray, check_space, peak_memory_mb
 from .signals import blink_trace, pupil_fit, running_shifts, smooth_outliers
 from .svd import bin_frames, merge_blocks, region_pieces, segment_svds
 from .versions import package_version
@@ -609,7 +609,7 @@ def run_native(
             raw_pass.finish()
         plan.frame_sbin, plan.scale = 1, 1.0 / (sbin * sbin)
         t_decode = clock() - t0
-        peaks = [_peak_mb()]
+        peaks = [peak_memory_mb()]
         avg_frame, avg_motion = _averages(plan, source, recordings)
         t1 = clock()
         bases = (
@@ -618,10 +618,10 @@ def run_native(
             else {}
         )
         t2 = clock()
-        peaks.append(_peak_mb())
+        peaks.append(peak_memory_mb())
         _process(plan, _Counted(source, bar), avg_frame, avg_motion, bases, facemap_compatible, acc)
         t3 = clock()
-        peaks.append(_peak_mb())
+        peaks.append(peak_memory_mb())
     finally:
         bar.close()
         if source is not None:
@@ -637,15 +637,6 @@ def run_native(
             peak_mb=dict(zip(("decode", "svd", "projection"), peaks)),
         )
     return _results(plan, recordings, avg_frame, avg_motion, bases, acc, facemap_compatible)
-
-
-def _peak_mb() -> float:
-    """Peak resident memory of this process so far, in MB (for the timings of benchmarks)."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return float("nan")
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _Counted:
