@@ -26,10 +26,11 @@ __all__ = ["Piece", "bin_frames", "bin_sums", "region_pieces", "segment_svds", "
 # itself needs gigabytes; on small frames a quarter of a segment keeps memory small.
 BLOCK_BYTES = 1 << 26
 MIN_BLOCK_BYTES = 1 << 23
-# A segment's data for one kind up to one block is made whole once (both products read it: 12% faster on
-# 999 x 9,999); beyond, the blocks are made twice (once for the Gram matrix, once for the components), which
-# keeps memory bounded and measured faster on 999 x 65,536 (BLAS runs better on 16,384-pixel blocks).
-WHOLE_BYTES = BLOCK_BYTES
+# A segment's data for one kind up to this size is made once and kept, block by block, for both products
+# (the Gram matrix and the components; 999 x 9,999 pixels: 0.52 s against 0.61 s made twice); beyond, the
+# blocks are made twice, so that memory stays bounded on large frames (on 999 x 65,536 pixels keeping them
+# measured no faster, and at spatial bin 1 a segment of 1024x1024 frames is 4 GB).
+WHOLE_BYTES = 1 << 27
 
 
 @dataclass(frozen=True)
@@ -169,12 +170,11 @@ def segment_svds(
     if 4 * samples * pixels <= WHOLE_BYTES:  # one kind's data fits: made once, used for both products
         out = {}
         for kind in kinds:
-            x = np.empty((samples, pixels), np.float32)
-            for piece in pieces:
-                for _, data in _piece_data(frames, piece, sbin, scale, view_shapes, averages, [kind]):
-                    x[:, piece.offset : piece.offset + piece.pixels] = data
-            out[kind] = _whole_svd(x, k)
-            del x
+            blocks = [
+                next(_piece_data(frames, piece, sbin, scale, view_shapes, averages, [kind]))[1] for piece in pieces
+            ]
+            out[kind] = _kept_svd(blocks, pieces, k)
+            del blocks
         return out
     grams = {kind: np.zeros((samples, samples)) for kind in kinds}
     sums = {kind: np.zeros(samples) for kind in kinds}
@@ -199,16 +199,22 @@ def segment_svds(
     return {kind: (v[0], v[1], v[2]) for kind, v in out.items()}
 
 
-def _whole_svd(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(Uᵀ, S, W S)`` of data ``x`` (frames x pixels, changed in place), each frame centred over pixels."""
-    pixels = x.shape[1]
-    sums = x.sum(axis=1, dtype=np.float64)
-    gram = (x @ x.T).astype(np.float64) - np.outer(sums, sums) / pixels
-    w, s = _top_eigen(gram, k)
+def _kept_svd(blocks: list[np.ndarray], pieces: list[Piece], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Uᵀ, S, W S)`` of a segment's data kept in pixel blocks (changed in place), frames centred over pixels."""
+    pixels = sum(p.pixels for p in pieces)
+    samples = blocks[0].shape[0]
+    gram, sums = np.zeros((samples, samples)), np.zeros(samples)
+    for x in blocks:
+        gram += x @ x.T
+        sums += x.sum(axis=1, dtype=np.float64)
+    w, s = _top_eigen(gram - np.outer(sums, sums) / pixels, k)
     keep = s > (s[0] * 1e-6 if s.size and s[0] > 0 else np.inf)
     inverse = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0).astype(np.float32)
-    x -= (sums / pixels).astype(np.float32)[:, np.newaxis]
-    u_t = (w.T.astype(np.float32) @ x) * inverse[:, np.newaxis]
+    means, w32 = (sums / pixels).astype(np.float32)[:, np.newaxis], w.T.astype(np.float32)
+    u_t = np.empty((w.shape[1], pixels), np.float32)
+    for x, piece in zip(blocks, pieces):
+        x -= means
+        u_t[:, piece.offset : piece.offset + piece.pixels] = (w32 @ x) * inverse[:, np.newaxis]
     return u_t, s.astype(np.float32), (w * s).astype(np.float32)
 
 
