@@ -2,7 +2,7 @@
 
     python benchmarks/workloads.py FOLDER [--data ../shared/data]
 
-* ``a``: ``lp_test_vid.mp4`` three times as sequential files of one recording (2,982 frames: three SVD
+* ``a``: ``lp_test_vid.mp4`` three times as sequential files of one recording (2,982 frames: two SVD
   segments, so the multi-segment merge runs);
 * ``b``: a 1024x1024 recording of 3,300 frames: ``centered_pair_small.mp4`` upscaled (bilinear, so the
   texture is the real video's) and played three times, encoded H.264 (yuv420p, CRF 18);
