@@ -255,7 +255,7 @@ class FrameSource:
         integer sums over ``sbin x sbin`` pixel blocks (the raw pixels when 1).
     memory_budget : int
         Keep the binned frames in memory when they need at most this many bytes; else in a temporary file
-        in ``temporary_folder`` (free space checked first).
+        in :func:`temporary_folder` (free space checked first).
     progress : callable, optional
         Called with the number of frames decoded, for progress bars.
     on_raw : callable, optional
@@ -274,7 +274,6 @@ class FrameSource:
         progress=None,
         on_raw: Callable[[int, list[np.ndarray]], list[np.ndarray] | None] | None = None,
         patches: Sequence | None = None,
-        temporary_folder: str | os.PathLike | None = None,
     ):
         counts = [r.frame_count for r in recordings]
         if len(set(counts)) != 1:
