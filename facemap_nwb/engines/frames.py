@@ -322,12 +322,6 @@ class FrameSource:
                     (rows, cols), store = patch
                     store.write(start, bin_sums(view, self.sbin, rows, cols))
 
-    @staticmethod
-    def stored_bytes(recordings: Sequence[VideoRecording], sbin: int) -> int:
-        """Bytes of the binned frames of ``recordings`` (the store's size, patches aside)."""
-        item = np.dtype(_sum_dtype(sbin)).itemsize
-        return sum(r.frame_count * (r.height // sbin) * (r.width // sbin) for r in recordings) * item
-
     def _decode(self, start: int, stop: int, chunk: int) -> Iterator[tuple[int, list[np.ndarray]]]:
         self.decodes += 1
         readers = [GrayFrameReader(r).iter_chunks(chunk, start=start, stop=stop) for r in self.recordings]
