@@ -152,6 +152,12 @@ def _top_eigen(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return vectors, np.sqrt(np.maximum(values, 0.0))
 
 
+def _inverse(s: np.ndarray) -> np.ndarray:
+    """``1 / s``, with 0 for singular values under 1e-6 of the largest (their components are set to zero)."""
+    keep = s > (s[0] * 1e-6 if s.size and s[0] > 0 else np.inf)
+    return np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
+
+
 def segment_svds(
     frames: Sequence[np.ndarray],
     pieces: list[Piece],
@@ -187,8 +193,7 @@ def segment_svds(
         means = sums[kind] / pixels
         centred = grams[kind] - np.outer(sums[kind], sums[kind]) / pixels
         w, s = _top_eigen(centred, k)
-        keep = s > (s[0] * 1e-6 if s.size and s[0] > 0 else np.inf)
-        inverse = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0).astype(np.float32)
+        inverse = _inverse(s).astype(np.float32)
         u_t = np.empty((k, pixels), np.float32)
         out[kind] = [u_t, s.astype(np.float32), (w * s).astype(np.float32), w, inverse, means]
     for piece in pieces:
@@ -208,8 +213,7 @@ def _kept_svd(blocks: list[np.ndarray], pieces: list[Piece], k: int) -> tuple[np
         gram += x @ x.T
         sums += x.sum(axis=1, dtype=np.float64)
     w, s = _top_eigen(gram - np.outer(sums, sums) / pixels, k)
-    keep = s > (s[0] * 1e-6 if s.size and s[0] > 0 else np.inf)
-    inverse = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0).astype(np.float32)
+    inverse = _inverse(s).astype(np.float32)
     means, w32 = (sums / pixels).astype(np.float32)[:, np.newaxis], w.T.astype(np.float32)
     u_t = np.empty((w.shape[1], pixels), np.float32)
     for x, piece in zip(blocks, pieces):
@@ -250,8 +254,7 @@ def merge_blocks(
             gram[edges[j] : edges[j + 1], edges[i] : edges[i + 1]] = block.T
     k = max(0, min(k, gram.shape[0], blocks[0][0].shape[1] - 1))
     q, sigma = _top_eigen(gram, k)
-    keep = sigma > (sigma[0] * 1e-6 if sigma.size and sigma[0] > 0 else np.inf)
-    inverse = np.where(keep, 1.0 / np.where(keep, sigma, 1.0), 0.0)
+    inverse = _inverse(sigma)
     merged = None
     for i, (u, _) in enumerate(blocks):
         weights = (q[edges[i] : edges[i + 1]].T * scales[i][np.newaxis, :] * inverse[:, np.newaxis]).astype(np.float32)
