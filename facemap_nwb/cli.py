@@ -162,12 +162,22 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from .atomic import check_output_path
     from .convert import convert_facemap_output
     from .loaders.facemap import load_facemap_results
+    from .loaders.pose import is_pose_file, read_facemap_pose
 
     check_output_path(args.output, overwrite=args.overwrite)
     metadata = _metadata_with_start(args)
-    results = load_facemap_results(args.proc_file)
+    pose_files = [f for f in args.proc_file if is_pose_file(f)]
+    proc_files = [f for f in args.proc_file if not is_pose_file(f)]
+    if len(proc_files) > 1:
+        raise ValueError(
+            f"Got {len(proc_files)} Facemap results files ({', '.join(proc_files)}); convert takes one (with any "
+            "number of _FacemapPose.h5 files): write a session spec (facemap-nwb session) for several tasks."
+        )
+    proc_file = proc_files[0] if proc_files else None
+    results = load_facemap_results(proc_file) if proc_file else None
+    poses = [read_facemap_pose(f) for f in pose_files]
     output = convert_facemap_output(
-        args.proc_file,
+        proc_file,
         args.video,
         args.output,
         metadata=metadata,
@@ -177,9 +187,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         backend=args.backend,
         overwrite=args.overwrite,
         results=results,
+        pose_files=pose_files,
+        poses=poses,
     )
-    _out(f"Wrote {output}: Facemap results from {args.proc_file} with {sum(len(v) for v in args.video)} video file(s)")
-    _out(_missing_values_note(results))
+    what = [f"Facemap results from {proc_file}"] if proc_file else []
+    what += [f"{len(p.bodyparts)} keypoints on {p.frame_count} frames from {f}" for p, f in zip(poses, pose_files)]
+    _out(f"Wrote {output}: {'; '.join(what)} with {sum(len(v) for v in args.video)} video file(s)")
+    if results is not None:
+        _out(_missing_values_note(results))
     return EXIT_OK
 
 
@@ -441,8 +456,16 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--overwrite", action="store_true", help="Replace OUT.nwb if it exists.")
     rec.set_defaults(handler=_cmd_recording)
 
-    convert = commands.add_parser("convert", help="Convert a Facemap _proc.npy/_proc.mat and its video(s) to NWB.")
-    convert.add_argument("proc_file", metavar="PROC_FILE", help="Facemap output (_proc.npy or _proc.mat).")
+    convert = commands.add_parser(
+        "convert", help="Convert a Facemap _proc.npy/_proc.mat and/or _FacemapPose.h5 and the video(s) to NWB."
+    )
+    convert.add_argument(
+        "proc_file",
+        nargs="+",
+        metavar="FILE",
+        help="Facemap output: a _proc.npy or _proc.mat (Python or MATLAB Facemap), and/or Facemap pose files "
+        "(<video>_FacemapPose.h5, its _metadata.pkl read from beside it), one per camera.",
+    )
     convert.add_argument(
         "--video",
         nargs="+",

@@ -12,11 +12,22 @@ from .atomic import check_output_path
 from .loaders.facemap import load_facemap_results
 from .nwb.facemap import SIGNALS, add_facemap_results
 from .nwb.io import new_nwbfile, write_nwbfile
+from .nwb.pose import add_pose_estimation
 from .nwb.recording import add_recording
+from .pose import FacemapPose
 from .results import FacemapResults
 from .video import VideoRecording, probe_recording
 
-__all__ = ["TaskOutput", "convert_facemap_output", "write_results_nwb", "write_session_nwb", "check_views"]
+__all__ = [
+    "TaskOutput",
+    "PoseOutput",
+    "convert_facemap_output",
+    "write_results_nwb",
+    "write_session_nwb",
+    "check_views",
+    "check_pose",
+    "pose_views",
+]
 
 PathLike = str | os.PathLike
 
@@ -75,6 +86,60 @@ class TaskOutput:
     views: Sequence[int] | None = None
 
 
+@dataclass
+class PoseOutput:
+    """One video's Facemap keypoints for :func:`write_session_nwb`: ``view`` is the index, in the session's
+    recordings, of the video they come from; ``name`` the ``PoseEstimation``'s name (``FacemapPose``, or
+    ``FacemapPose_<video>`` when the file holds several)."""
+
+    pose: FacemapPose
+    view: int = 0
+    name: str | None = None
+
+
+def check_pose(pose: FacemapPose, recording: VideoRecording) -> None:
+    """Refuse keypoints that cannot come from ``recording``: another frame count, or a bounding box or
+    image size that does not fit its frames."""
+    origin = f"the keypoints of '{pose.source_file}'" if pose.source_file else "the keypoints"
+    if pose.frame_count != recording.frame_count:
+        raise ValueError(
+            f"{origin[0].upper()}{origin[1:]} cover {pose.frame_count} frames but the video "
+            f"{[str(p) for p in recording.paths]} has {recording.frame_count}: pass the pose file Facemap made "
+            "from this video (Facemap names it <video>_FacemapPose.h5)."
+        )
+    if pose.image_size is not None and pose.image_size != (recording.height, recording.width):
+        raise ValueError(
+            f"Facemap's metadata of {origin} says the video is {pose.image_size[1]}x{pose.image_size[0]} pixels, but "
+            f"'{recording.paths[0]}' is {recording.width}x{recording.height}: they do not belong together."
+        )
+    if pose.bbox is not None and (pose.bbox[1] > recording.height or pose.bbox[3] > recording.width):
+        raise ValueError(
+            f"Facemap's bounding box {list(pose.bbox)} (rows, then columns) of {origin} lies outside the "
+            f"{recording.width}x{recording.height} frames of '{recording.paths[0]}': they do not belong together."
+        )
+
+
+def pose_views(pose_files: Sequence[PathLike], recordings: Sequence[VideoRecording]) -> list[int]:
+    """Which recording each pose file belongs to: the one whose first video Facemap named it after
+    (``<video>_FacemapPose.h5``); with one recording, that one."""
+    views = []
+    for path in pose_files:
+        stem = Path(path).name
+        stem = stem[: -len("_FacemapPose.h5")] if stem.endswith("_FacemapPose.h5") else None
+        matches = [i for i, r in enumerate(recordings) if stem is not None and Path(r.paths[0]).stem == stem]
+        if len(matches) == 1:
+            views.append(matches[0])
+        elif len(recordings) == 1:
+            views.append(0)
+        else:
+            names = [Path(r.paths[0]).name for r in recordings]
+            raise ValueError(
+                f"Cannot tell which of the videos {names} the pose file '{path}' belongs to: Facemap names it "
+                "<video>_FacemapPose.h5 after its video; rename it so, or convert one camera at a time."
+            )
+    return views
+
+
 def write_session_nwb(
     output: PathLike,
     tasks: Sequence[TaskOutput],
@@ -86,6 +151,7 @@ def write_session_nwb(
     backend: str = "hdf5",
     overwrite: bool = False,
     external_files: Sequence[Sequence[str]] | None = None,
+    poses: Sequence[PoseOutput] = (),
 ) -> Path:
     """Write recordings and the results of one or more Facemap tasks into a new NWB file (validated,
     all-or-nothing). Each task is its own ``FacemapTask`` group (``FacemapTask_<task_id>`` when there are several).
@@ -93,13 +159,18 @@ def write_session_nwb(
     ``metadata`` is neuroconv-style: ``{"NWBFile": {...}, "Subject": {...}}``; the session start
     defaults to the first video's creation time. ``external_files`` (one list per recording) are the video
     paths to store, relative to the output's folder (where the videos lie in a Dandiset); by default each
-    probed file's path relative to that folder.
+    probed file's path relative to that folder. ``poses`` are Facemap keypoints, each written as an ndx-pose
+    ``PoseEstimation`` linked to its video and camera.
     """
     output = check_output_path(output, overwrite=overwrite)
-    if not tasks:
-        raise ValueError("Give at least one task's results.")
+    if not tasks and not poses:
+        raise ValueError("Give at least one task's results or one pose file.")
     for task in tasks:
         check_views(task.results, _task_views(task, recordings))
+    for item in poses:
+        if not 0 <= item.view < len(recordings):
+            raise ValueError(f"A pose file's view {item.view} is not one of the {len(recordings)} recording(s).")
+        check_pose(item.pose, recordings[item.view])
     metadata = metadata or {}
     nwbfile_kwargs = dict(metadata.get("NWBFile", {}))
     start = nwbfile_kwargs.pop("session_start_time", None)
@@ -131,6 +202,15 @@ def write_session_nwb(
             signals=signals,
             n_components=n_components,
             name=f"FacemapTask_{task.task_id}" if len(tasks) > 1 else None,
+        )
+    for item in poses:
+        video = videos[item.view]
+        add_pose_estimation(
+            nwbfile,
+            item.pose,
+            source_video=video,
+            device=nwbfile.devices.get(recordings[item.view].device),
+            name=item.name or ("FacemapPose" if len(poses) == 1 else f"FacemapPose_{video.name}"),
         )
     return write_nwbfile(nwbfile, output, overwrite=overwrite, backend=backend)
 
@@ -172,7 +252,7 @@ def write_results_nwb(
 
 
 def convert_facemap_output(
-    proc_file: PathLike,
+    proc_file: PathLike | None,
     videos: PathLike | Sequence[PathLike] | Sequence[Sequence[PathLike]],
     output: PathLike,
     *,
@@ -184,13 +264,16 @@ def convert_facemap_output(
     backend: str = "hdf5",
     overwrite: bool = False,
     results: FacemapResults | None = None,
+    pose_files: Sequence[PathLike] = (),
+    poses: Sequence[FacemapPose] | None = None,
 ) -> Path:
-    """Convert a Facemap ``_proc.npy``/``_proc.mat`` and the video(s) it came from into a new NWB file.
+    """Convert a Facemap ``_proc.npy``/``_proc.mat`` (Python or MATLAB Facemap) and/or Facemap pose files
+    (``<video>_FacemapPose.h5``), with the video(s) they came from, into a new NWB file.
 
     Parameters
     ----------
-    proc_file : path
-        Facemap's output.
+    proc_file : path or None
+        Facemap's output (None: keypoints only).
     videos : path, list of paths, or list of lists of paths
         One camera's sequential files, or one list of files per simultaneous camera view.
     output : path
@@ -199,24 +282,38 @@ def convert_facemap_output(
     results : FacemapResults, optional
         ``proc_file`` already loaded with :func:`~facemap_nwb.loaders.facemap.load_facemap_results` (it is
         loaded here otherwise).
+    pose_files : paths
+        Facemap pose files, one per camera: each belongs to the camera whose first video it is named after
+        (:func:`pose_views`); its metadata pickle is read from beside it.
+    poses : list of FacemapPose, optional
+        ``pose_files`` already loaded with :func:`~facemap_nwb.loaders.pose.read_facemap_pose`.
     """
+    from .loaders.pose import read_facemap_pose
+
     check_output_path(output, overwrite=overwrite)
-    results = load_facemap_results(proc_file) if results is None else results
+    if proc_file is None and not pose_files:
+        raise ValueError("Give a Facemap results file (_proc.npy or _proc.mat) or a pose file (_FacemapPose.h5).")
+    if proc_file is not None and results is None:
+        results = load_facemap_results(proc_file)
+    poses = [read_facemap_pose(p) for p in pose_files] if poses is None else list(poses)
     names = ["FaceCamera"] if len(_as_views(videos)) == 1 else None
     recordings = [
         probe_recording(files, name=names[0] if names else f"FaceCamera{i}")
         for i, files in enumerate(_as_views(videos))
     ]
-    return write_results_nwb(
+    views = pose_views(pose_files, recordings) if pose_files else [0] * len(poses)
+    tasks = []
+    if results is not None:
+        origin = f"Facemap results loaded from '{Path(proc_file).name}'." if proc_file is not None else None
+        tasks.append(TaskOutput(results, task_id=task_id, task_mode="load", description=description or origin))
+    return write_session_nwb(
         output,
-        results,
+        tasks,
         recordings,
         metadata=metadata,
-        task_id=task_id,
-        task_mode="load",
-        description=description or f"Facemap results loaded from '{Path(proc_file).name}'.",
         signals=signals,
         n_components=n_components,
         backend=backend,
         overwrite=overwrite,
+        poses=[PoseOutput(pose, view) for pose, view in zip(poses, views)],
     )

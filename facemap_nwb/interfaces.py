@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 from neuroconv import BaseTemporalAlignmentInterface
+from neuroconv.datainterfaces.behavior.baseposeestimationinterface import BasePoseEstimationInterface
 from neuroconv.utils import DeepDict, get_base_schema
 from pydantic import FilePath, validate_call
 from pynwb import NWBFile
@@ -20,7 +21,7 @@ from .nwb.facemap import SIGNALS, add_facemap_results
 from .nwb.recording import add_recording
 from .video import VideoRecording, probe_recording
 
-__all__ = ["FacemapInterface"]
+__all__ = ["FacemapInterface", "FacemapPoseInterface"]
 
 Signal = Literal["motion_energy", "motion_svd", "movie_svd", "summary", "pupil", "blink", "running"]
 _DEVICE_KEY = "facemap_camera"
@@ -40,127 +41,21 @@ def _regular(timestamps: np.ndarray) -> tuple[float, float] | None:
     return float(timestamps[0]), float((timestamps.size - 1) / (timestamps[-1] - timestamps[0]))
 
 
-class FacemapInterface(BaseTemporalAlignmentInterface):
-    """Facemap results (a ``_proc.npy`` or ``_proc.mat`` file) with the video(s) Facemap processed.
+class _VideoLinks:
+    """What the Facemap and Facemap pose interfaces share: the cameras' recordings (``self.recordings``), their
+    frame times and alignment, and finding (or writing) each camera's ImageSeries in the file.
 
-    The ``_proc.npy`` file is read without running pickled code. Construction is cheap: the videos are
-    probed without decoding (their stored frames counted); the frame count is checked against the
-    results when the data are written, and a mismatch is refused there.
-
-    **Videos.** Inside an ``NWBConverter`` that already has a video interface (e.g. neuroconv's
-    ``ExternalVideoInterface``, listed *before* this one) for the same file(s), the task links to that
-    ImageSeries on its own, matched by resolved path, and says so in the ``facemap_nwb`` log; two
-    candidates are refused with a message naming ``video_name``. ``metadata["Behavior"][metadata_key]
-    ["video_name"]`` (one camera) or ``["video_names"]`` (several) names the ImageSeries explicitly. When
-    none matches, this interface writes each camera's video as an external-file ImageSeries itself.
-
-    **Time.** ``set_aligned_timestamps``, ``set_aligned_starting_time``,
-    ``set_aligned_segment_starting_times`` and ``align_by_interpolation`` move everything this interface
-    writes: the signals and the ImageSeries it writes. Regular timestamps are written as a starting time
-    and a rate; irregular ones once, on the video (or the task's first series when it links to another
-    interface's video), and every other series links to them. A video another interface wrote keeps that
-    interface's timing: align one of the two (aligning only the video interface is enough when the task
-    links to it: the signals then follow the video's timing).
-
-    Parameters
-    ----------
-    file_path : FilePath
-        Facemap's output file, ``*_proc.npy`` or ``*_proc.mat``.
-    video_file_paths : list of FilePath, or list of lists of FilePath
-        The video file(s) Facemap processed, in playback order (sequential files of one camera); for
-        several simultaneous cameras, one list per camera in Facemap's order.
-    verbose : bool, default: False
-        Print progress.
-    metadata_key : str, default: "Facemap"
-        Key of this interface's settings in ``metadata["Behavior"]``. Give each of several Facemap
-        interfaces in one converter its own key and task id; each task is its own ``FacemapTask`` group
-        (named ``FacemapTask``, or ``FacemapTask_<task_id>`` when that is taken, or ``task_name``).
+    Needs ``self.recordings``, ``self.metadata_key``, ``self._aligned_timestamps``, ``self._nwb_dir`` and
+    ``_frame_count()``.
     """
 
-    display_name = "Facemap"
-    keywords = ("facemap", "face video", "motion energy", "SVD", "pupil", "blink", "running")
-    associated_suffixes = (".npy", ".mat")
-    info = "Interface for Facemap outputs (motion energy, motion and movie SVD, pupil, blink, running)."
-
-    @validate_call
-    def __init__(
-        self,
-        file_path: FilePath,
-        *,
-        video_file_paths: list[FilePath] | list[list[FilePath]],
-        verbose: bool = False,
-        metadata_key: str = "Facemap",
-    ):
-        super().__init__(file_path=file_path, video_file_paths=video_file_paths, verbose=verbose)
-        self.metadata_key = metadata_key
-        if not video_file_paths or not all(video_file_paths):
-            raise ValueError(
-                f"FacemapInterface('{file_path}'): video_file_paths is empty; give the video file(s) Facemap "
-                "processed (one list of files per camera for several cameras)."
-            )
-        self.results = load_facemap_results(file_path)
-        views = [list(v) for v in video_file_paths] if isinstance(video_file_paths[0], list) else [video_file_paths]
-        if self.results.view_shapes and len(views) != len(self.results.view_shapes):
-            raise ValueError(
-                f"'{file_path}' holds {len(self.results.view_shapes)} simultaneous camera view(s) but "
-                f"video_file_paths gives {len(views)}: give one list of files per camera, in Facemap's order."
-            )
-        names = ["FaceCamera"] if len(views) == 1 else [f"FaceCamera{i}" for i in range(len(views))]
-        self.recordings: list[VideoRecording] = [
-            probe_recording(files, name=name, device=name, decode=False) for files, name in zip(views, names)
-        ]
-        self._aligned_timestamps: np.ndarray | None = None
-        self._nwb_dir: Path | None = None
+    def _frame_count(self) -> int:
+        raise NotImplementedError
 
     @property
     def recording(self) -> VideoRecording:
         """The first camera's recording (the one whose frame times the signals share)."""
         return self.recordings[0]
-
-    def get_metadata(self) -> DeepDict:
-        metadata = super().get_metadata()
-        if self.recording.start_time is not None:
-            metadata["NWBFile"]["session_start_time"] = self.recording.start_time
-        for index, recording in enumerate(self.recordings):
-            key = _DEVICE_KEY if index == 0 else f"{_DEVICE_KEY}{index}"
-            metadata["Devices"][key] = dict(name=recording.device, description="Camera filming the subject's face.")
-        metadata["Behavior"][self.metadata_key] = dict(
-            task_id="0",
-            description=f"Facemap results loaded from '{Path(self.source_data['file_path']).name}'.",
-            device_metadata_key=_DEVICE_KEY,
-        )
-        return metadata
-
-    def get_metadata_schema(self) -> dict:
-        schema = super().get_metadata_schema()
-        schema["properties"]["Behavior"] = get_base_schema(tag="Behavior")
-        schema["properties"]["Behavior"]["properties"][self.metadata_key] = dict(
-            type="object",
-            additionalProperties=False,
-            required=["task_id"],
-            properties=dict(
-                task_id=dict(type="string", description="Identifier of the Facemap task."),
-                description=dict(type="string", description="Description of the task."),
-                video_name=dict(
-                    type="string",
-                    description="Name of the ImageSeries the results come from (one camera). Optional: a video "
-                    "interface's ImageSeries of the same file is found on its own.",
-                ),
-                video_names=dict(
-                    type="array",
-                    items=dict(type="string"),
-                    description="Names of the ImageSeries of each camera, in Facemap's order (several cameras).",
-                ),
-                video_metadata_key=dict(type="string", description="Key of that video in Behavior.ExternalVideos."),
-                device_metadata_key=dict(type="string", description="Key of the first camera in Devices."),
-                task_name=dict(
-                    type="string",
-                    description="Name of the task's FacemapTask group (default: FacemapTask, or "
-                    "FacemapTask_<task_id> when the file already has one); readers find tasks by type and task_id.",
-                ),
-            ),
-        )
-        return schema
 
     # ------------------------------------------------------------------------------------------- time
 
@@ -173,9 +68,9 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
 
     def set_aligned_timestamps(self, aligned_timestamps: np.ndarray) -> None:
         aligned = np.asarray(aligned_timestamps, dtype=np.float64)
-        if aligned.shape != (self.results.frame_count,):
+        if aligned.shape != (self._frame_count(),):
             raise ValueError(
-                f"Got {aligned.size} aligned timestamps for {self.results.frame_count} frames; give one per frame."
+                f"Got {aligned.size} aligned timestamps for {self._frame_count()} frames; give one per frame."
             )
         if not np.all(np.isfinite(aligned)):
             raise ValueError("Aligned timestamps must be finite numbers of seconds (no NaN or infinity).")
@@ -299,6 +194,127 @@ class FacemapInterface(BaseTemporalAlignmentInterface):
         # does not, so the paths are absolute (give the converter a video interface to control them).
         return add_recording(nwbfile, recording, nwb_dir=self._nwb_dir, **timing)
 
+
+class FacemapInterface(_VideoLinks, BaseTemporalAlignmentInterface):
+    """Facemap results (a ``_proc.npy`` or ``_proc.mat`` file) with the video(s) Facemap processed.
+
+    The ``_proc.npy`` file is read without running pickled code. Construction is cheap: the videos are
+    probed without decoding (their stored frames counted); the frame count is checked against the
+    results when the data are written, and a mismatch is refused there.
+
+    **Videos.** Inside an ``NWBConverter`` that already has a video interface (e.g. neuroconv's
+    ``ExternalVideoInterface``, listed *before* this one) for the same file(s), the task links to that
+    ImageSeries on its own, matched by resolved path, and says so in the ``facemap_nwb`` log; two
+    candidates are refused with a message naming ``video_name``. ``metadata["Behavior"][metadata_key]
+    ["video_name"]`` (one camera) or ``["video_names"]`` (several) names the ImageSeries explicitly. When
+    none matches, this interface writes each camera's video as an external-file ImageSeries itself.
+
+    **Time.** ``set_aligned_timestamps``, ``set_aligned_starting_time``,
+    ``set_aligned_segment_starting_times`` and ``align_by_interpolation`` move everything this interface
+    writes: the signals and the ImageSeries it writes. Regular timestamps are written as a starting time
+    and a rate; irregular ones once, on the video (or the task's first series when it links to another
+    interface's video), and every other series links to them. A video another interface wrote keeps that
+    interface's timing: align one of the two (aligning only the video interface is enough when the task
+    links to it: the signals then follow the video's timing).
+
+    Parameters
+    ----------
+    file_path : FilePath
+        Facemap's output file, ``*_proc.npy`` or ``*_proc.mat``.
+    video_file_paths : list of FilePath, or list of lists of FilePath
+        The video file(s) Facemap processed, in playback order (sequential files of one camera); for
+        several simultaneous cameras, one list per camera in Facemap's order.
+    verbose : bool, default: False
+        Print progress.
+    metadata_key : str, default: "Facemap"
+        Key of this interface's settings in ``metadata["Behavior"]``. Give each of several Facemap
+        interfaces in one converter its own key and task id; each task is its own ``FacemapTask`` group
+        (named ``FacemapTask``, or ``FacemapTask_<task_id>`` when that is taken, or ``task_name``).
+    """
+
+    display_name = "Facemap"
+    keywords = ("facemap", "face video", "motion energy", "SVD", "pupil", "blink", "running")
+    associated_suffixes = (".npy", ".mat")
+    info = "Interface for Facemap outputs (motion energy, motion and movie SVD, pupil, blink, running)."
+
+    @validate_call
+    def __init__(
+        self,
+        file_path: FilePath,
+        *,
+        video_file_paths: list[FilePath] | list[list[FilePath]],
+        verbose: bool = False,
+        metadata_key: str = "Facemap",
+    ):
+        super().__init__(file_path=file_path, video_file_paths=video_file_paths, verbose=verbose)
+        self.metadata_key = metadata_key
+        if not video_file_paths or not all(video_file_paths):
+            raise ValueError(
+                f"FacemapInterface('{file_path}'): video_file_paths is empty; give the video file(s) Facemap "
+                "processed (one list of files per camera for several cameras)."
+            )
+        self.results = load_facemap_results(file_path)
+        views = [list(v) for v in video_file_paths] if isinstance(video_file_paths[0], list) else [video_file_paths]
+        if self.results.view_shapes and len(views) != len(self.results.view_shapes):
+            raise ValueError(
+                f"'{file_path}' holds {len(self.results.view_shapes)} simultaneous camera view(s) but "
+                f"video_file_paths gives {len(views)}: give one list of files per camera, in Facemap's order."
+            )
+        names = ["FaceCamera"] if len(views) == 1 else [f"FaceCamera{i}" for i in range(len(views))]
+        self.recordings: list[VideoRecording] = [
+            probe_recording(files, name=name, device=name, decode=False) for files, name in zip(views, names)
+        ]
+        self._aligned_timestamps: np.ndarray | None = None
+        self._nwb_dir: Path | None = None
+
+    def _frame_count(self) -> int:
+        return self.results.frame_count
+
+    def get_metadata(self) -> DeepDict:
+        metadata = super().get_metadata()
+        if self.recording.start_time is not None:
+            metadata["NWBFile"]["session_start_time"] = self.recording.start_time
+        for index, recording in enumerate(self.recordings):
+            key = _DEVICE_KEY if index == 0 else f"{_DEVICE_KEY}{index}"
+            metadata["Devices"][key] = dict(name=recording.device, description="Camera filming the subject's face.")
+        metadata["Behavior"][self.metadata_key] = dict(
+            task_id="0",
+            description=f"Facemap results loaded from '{Path(self.source_data['file_path']).name}'.",
+            device_metadata_key=_DEVICE_KEY,
+        )
+        return metadata
+
+    def get_metadata_schema(self) -> dict:
+        schema = super().get_metadata_schema()
+        schema["properties"]["Behavior"] = get_base_schema(tag="Behavior")
+        schema["properties"]["Behavior"]["properties"][self.metadata_key] = dict(
+            type="object",
+            additionalProperties=False,
+            required=["task_id"],
+            properties=dict(
+                task_id=dict(type="string", description="Identifier of the Facemap task."),
+                description=dict(type="string", description="Description of the task."),
+                video_name=dict(
+                    type="string",
+                    description="Name of the ImageSeries the results come from (one camera). Optional: a video "
+                    "interface's ImageSeries of the same file is found on its own.",
+                ),
+                video_names=dict(
+                    type="array",
+                    items=dict(type="string"),
+                    description="Names of the ImageSeries of each camera, in Facemap's order (several cameras).",
+                ),
+                video_metadata_key=dict(type="string", description="Key of that video in Behavior.ExternalVideos."),
+                device_metadata_key=dict(type="string", description="Key of the first camera in Devices."),
+                task_name=dict(
+                    type="string",
+                    description="Name of the task's FacemapTask group (default: FacemapTask, or "
+                    "FacemapTask_<task_id> when the file already has one); readers find tasks by type and task_id.",
+                ),
+            ),
+        )
+        return schema
+
     def add_to_nwbfile(
         self,
         nwbfile: NWBFile,
@@ -376,3 +392,166 @@ def _first_frames(recording: VideoRecording, n: int) -> VideoRecording:
         files.append(replace(info, frame_count=take, timestamps=info.timestamps[:take]))
         left -= take
     return replace(recording, files=tuple(files))
+
+
+class FacemapPoseInterface(_VideoLinks, BasePoseEstimationInterface):
+    """Facemap pose keypoints (``<video>_FacemapPose.h5`` and its metadata pickle) with the video they come from.
+
+    Writes one ndx-pose ``PoseEstimation`` (one ``PoseEstimationSeries`` per body part: x, y in video pixels,
+    Facemap's likelihood as confidence), the ``Skeleton`` of Facemap's face model, and links them to the
+    video's ImageSeries and camera. The video is found in the file as :class:`FacemapInterface` finds it
+    (a converter's video interface for the same file, matched by path, or
+    ``metadata["Pose"]["PoseEstimations"][metadata_key]["video_name"]``), or written as an external-file
+    ImageSeries. The metadata pickle is read without running code.
+
+    Metadata follows neuroconv's pose interfaces: ``metadata["Pose"]["PoseEstimations"][metadata_key]``
+    (name, description, scorer, source_software, skeleton_metadata_key, device_metadata_key, and one
+    ``PoseEstimationSeries`` entry per body part: name, description, unit, reference_frame,
+    confidence_definition), ``metadata["Pose"]["Skeletons"][metadata_key]`` (name, nodes, edges) and
+    ``metadata["Devices"]``. Facemap's bounding box, image size, batch size and inference speed go into the
+    default description and, always, into each series' ``comments``.
+
+    Parameters
+    ----------
+    file_path : FilePath
+        ``<video>_FacemapPose.h5``.
+    video_file_path : FilePath
+        The video the keypoints were estimated on.
+    metadata_file_path : FilePath, optional
+        Facemap's ``<video>_FacemapPose_metadata.pkl`` (found beside ``file_path`` by default, when there).
+    verbose : bool, default: False
+    metadata_key : str, default: "FacemapPose"
+    """
+
+    display_name = "Facemap pose"
+    keywords = ("facemap", "pose estimation", "keypoints", "face video")
+    associated_suffixes = (".h5", ".pkl")
+    info = "Interface for Facemap pose estimation (face keypoints) outputs."
+
+    @validate_call
+    def __init__(
+        self,
+        file_path: FilePath,
+        *,
+        video_file_path: FilePath,
+        metadata_file_path: FilePath | None = None,
+        verbose: bool = False,
+        metadata_key: str = "FacemapPose",
+    ):
+        from .loaders.pose import read_facemap_pose
+
+        self.metadata_key = metadata_key
+        self.pose = read_facemap_pose(file_path, metadata_file_path)
+        self.recordings = [probe_recording([video_file_path], name="FaceCamera", device="FaceCamera", decode=False)]
+        self._aligned_timestamps = None
+        self._nwb_dir = None
+        BasePoseEstimationInterface.__init__(
+            self,
+            file_path=file_path,
+            video_file_path=video_file_path,
+            metadata_file_path=metadata_file_path,
+            verbose=verbose,
+        )
+
+    def _frame_count(self) -> int:
+        return self.pose.frame_count
+
+    def _get_keypoint_names(self) -> list[str]:
+        return list(self.pose.bodyparts)
+
+    def _get_keypoint_data(self) -> dict:
+        return {name: self.pose.bodypart(name) for name in self.pose.bodyparts}
+
+    def get_metadata(self) -> DeepDict:
+        from .nwb.pose import POSE_CONFIDENCE, POSE_REFERENCE_FRAME
+        from .pose import skeleton_edges
+
+        metadata = super().get_metadata()
+        if self.recording.start_time is not None:
+            metadata["NWBFile"]["session_start_time"] = self.recording.start_time
+        metadata["Devices"][_DEVICE_KEY] = dict(
+            name=self.recording.device, description="Camera filming the subject's face."
+        )
+        key = self.metadata_key
+        skeleton = metadata["Pose"]["Skeletons"][key]
+        skeleton.update(name=f"{key}_skeleton", edges=skeleton_edges(self.pose.bodyparts).tolist())
+        entry = metadata["Pose"]["PoseEstimations"][key]
+        entry.update(
+            name=key,
+            description=f"Facemap pose estimation of '{Path(self.source_data['video_file_path']).name}' (keypoints "
+            f"from '{Path(self.source_data['file_path']).name}'). {self.pose.summary()}.",
+            scorer=self.pose.scorer,
+            source_software="Facemap",
+            device_metadata_key=_DEVICE_KEY,
+        )
+        for name, series in entry["PoseEstimationSeries"].items():
+            series.update(
+                name=name,
+                description=f"Facemap keypoint '{name}': x and y in video pixels.",
+                unit="pixels",
+                reference_frame=POSE_REFERENCE_FRAME,
+                confidence_definition=POSE_CONFIDENCE,
+            )
+        return metadata
+
+    def get_original_timestamps(self) -> np.ndarray:
+        """Frame times of the video, in seconds from its first frame."""
+        return self.recording.timestamps
+
+    def add_to_nwbfile(
+        self, nwbfile: NWBFile, metadata: dict | None = None, *, stub_test: bool = False, stub_frames: int = 100
+    ) -> None:
+        """
+        Add the keypoints as an ndx-pose ``PoseEstimation`` (and its skeleton) to the behavior module.
+
+        Parameters
+        ----------
+        nwbfile : NWBFile
+        metadata : dict, optional
+            Pose, Devices and NWBFile metadata (this interface's ``get_metadata()`` by default).
+        stub_test : bool, default: False
+            Write only the first ``stub_frames`` frames.
+        stub_frames : int, default: 100
+        """
+        from .convert import check_pose
+        from .nwb.pose import add_pose_estimation
+
+        metadata = deepcopy(metadata) if metadata is not None else self.get_metadata()
+        defaults = self.get_metadata()
+        key = self.metadata_key
+        entry = dict(defaults["Pose"]["PoseEstimations"][key])
+        entry.update(metadata.get("Pose", {}).get("PoseEstimations", {}).get(key, {}))
+        skeleton_key = entry.get("skeleton_metadata_key", key)
+        skeleton = dict(defaults["Pose"]["Skeletons"].get(skeleton_key, {}))
+        skeleton.update(metadata.get("Pose", {}).get("Skeletons", {}).get(skeleton_key, {}))
+        pose, frames = self.pose, None
+        if stub_test:
+            frames = max(1, min(int(stub_frames), pose.frame_count))
+            pose = pose.first_frames(frames)
+        else:
+            check_pose(pose, self.recording)
+        settings = {"device_metadata_key": entry.get("device_metadata_key", _DEVICE_KEY)}
+        for field in ("video_name", "video_metadata_key"):
+            if entry.get(field):
+                settings[field] = entry[field]
+        before = set(nwbfile.acquisition)
+        video = self._video_series(nwbfile, metadata, settings, frames)[0]
+        timing = {} if video.name not in before else self._timing()
+        if frames is not None and "timestamps" in timing:
+            timing["timestamps"] = timing["timestamps"][:frames]
+        device_entry = metadata.get("Devices", {}).get(settings["device_metadata_key"], {})
+        device = nwbfile.devices.get(device_entry.get("name")) if device_entry else None
+        add_pose_estimation(
+            nwbfile,
+            pose,
+            source_video=video,
+            device=device,
+            name=entry["name"],
+            description=entry.get("description"),
+            skeleton_name=skeleton.get("name"),
+            series=entry.get("PoseEstimationSeries"),
+            scorer=entry.get("scorer"),
+            edges=skeleton.get("edges"),
+            nodes=skeleton.get("nodes"),
+            **timing,
+        )

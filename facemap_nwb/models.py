@@ -230,7 +230,14 @@ class TaskModel(_Strict):
     parameters: ParametersModel | None = Field(None, description="a mapping of Facemap parameters")
     parameter_file: Text | None = Field(None, description="a parameter file, relative to the spec's folder")
     roi_file: Text | None = Field(None, description="an ROI file, relative to the spec's folder")
-    proc_file: Text | None = Field(None, description="Facemap's _proc.npy or _proc.mat, relative to a root")
+    proc_file: Text | None = Field(
+        None, description="Facemap's _proc.npy or _proc.mat (Python or MATLAB Facemap), relative to a root"
+    )
+    pose_file: Text | None = Field(
+        None,
+        description="Facemap pose keypoints (<video>_FacemapPose.h5, its _metadata.pkl beside it) of one of the "
+        "task's cameras, relative to a root; written as ndx-pose PoseEstimation beside the task's results",
+    )
     motion_svd: StrictBool | None = Field(None, description="true or false")
     movie_svd: StrictBool | None = Field(None, description="true or false")
     description: StrictStr | None = Field(None, description="text")

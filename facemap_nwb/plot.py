@@ -1,7 +1,9 @@
 """A one-page summary of a Facemap NWB file: the average frame with the ROIs (each labelled, labels never
 on top of each other), and a panel for each signal the file holds: motion energy, the top motion SVD masks
 and their projections, pupil area, blink traces and running traces (dy, dx). Panels are drawn only for
-the signals present; each ROI keeps one colour in the frame and in the traces."""
+the signals present; each ROI keeps one colour in the frame and in the traces. Facemap pose keypoints stored
+in the file (one camera) are drawn on the average frame: each body part at its median position over the
+recording, joined by the face model's skeleton."""
 
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ import numpy as np
 
 from .atomic import atomic_output
 
-__all__ = ["plot_summary", "summary_figure", "LABEL_GID"]
+__all__ = ["plot_summary", "summary_figure", "LABEL_GID", "KEYPOINT_GID"]
 
 N_MASKS = 3  # SVD components drawn (masks and projections)
 DPI = 90
 FIGURE_WIDTH = 15  # inches; the height follows the number of signal panels
 LABEL_GID = "roi-label"  # the gid of the ROI labels on the average frame
+KEYPOINT_GID = "keypoints"  # the gid of the keypoint markers on the average frame
 _LABEL_SIZE = 8  # points
 # ROI colours (tab10 without its grey); the full frame is drawn in black.
 _PALETTE = (
@@ -244,7 +247,34 @@ def _draw_frame(ax, results, colors, sbin: int) -> list:
         )
         text.set_in_layout(False)
         labels.append((text, (x - 0.5, y - 0.5, x - 0.5 + w, y - 0.5 + h)))
+    _draw_keypoints(ax, results, sbin)
     return labels
+
+
+def keypoint_positions_in_bins(pose, sbin: int) -> np.ndarray:
+    """Each body part's median position over the frames (NaN ignored), ``(body parts, 2)`` as (x, y) in the
+    average frame's spatial bins: pixel centre ``p`` lies at ``(p + 0.5) / sbin - 0.5``."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a body part never found: all NaN, drawn nowhere
+        median = np.nanmedian(np.asarray(pose.positions, dtype=np.float64), axis=0)
+    return (median + 0.5) / sbin - 0.5
+
+
+def _draw_keypoints(ax, results, sbin: int) -> None:
+    """The keypoints of a one-camera task, at their median positions, with the skeleton's edges."""
+    from .pose import skeleton_edges
+
+    poses = [p for p in getattr(results, "keypoints", []) if p.frame_count]
+    if not poses or len(results.view_shapes) != 1:
+        return  # several cameras: the average frame places them side by side, keypoints are per camera
+    for pose in poses:
+        xy = keypoint_positions_in_bins(pose, sbin)
+        for a, b in skeleton_edges(pose.bodyparts):
+            ax.plot(xy[[a, b], 0], xy[[a, b], 1], color="yellow", linewidth=1, alpha=0.8, gid=KEYPOINT_GID)
+        ax.scatter(xy[:, 0], xy[:, 1], s=14, c="yellow", edgecolors="black", linewidths=0.5, zorder=3, gid=KEYPOINT_GID)
+    ax.set_title(f"Average frame (spatial bin {sbin}), ROIs and keypoints (median positions)", fontsize=10)
 
 
 def _draw_masks(fig, cells, results, svd) -> None:

@@ -112,6 +112,9 @@ class FacemapResults:
     # How frame differences (motion energy, motion projections) align to frames: "facemap" (Facemap's
     # quirk, see the module docstring) or "previous" (value t is |frame t - frame t-1|, value 0 is 0).
     frame_alignment: str = "facemap"
+    # Facemap pose keypoints stored beside the task (ndx-pose PoseEstimation), when read from NWB:
+    # facemap_nwb.pose.FacemapPose objects. Not part of the task; written separately (convert.PoseOutput).
+    keypoints: list = field(default_factory=list)
 
     def attach_io(self, io) -> None:
         """Keep the open NWB reader whose datasets back this object's lazy arrays."""

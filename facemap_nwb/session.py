@@ -25,6 +25,7 @@ A spec (all paths of videos and Facemap outputs relative to one of the root fold
         movie_svd: false
         description: Whiskers and pupil.
         recordings: [FaceCamera]      # optional: the task's camera views, in Facemap's order (all by default)
+        pose_file: mouse1/day1/face_part1_FacemapPose.h5   # optional: Facemap keypoints of one of them
 
 A session may hold several tasks (other parameters on the same video, a load task next to a trigger
 task, another camera): they share the session's NWB file, where each task is its own group,
@@ -41,6 +42,13 @@ time; ``results-<hash>.json`` beside it lists them). A rerun with the same input
 recomputes, ``force`` recomputes anyway. The cache is content-addressed, so sessions whose videos share
 a folder (and so a task folder) never take each other's results, even when a batch runs them at once;
 results superseded for the same input files are removed when new ones are stored.
+
+A task's ``pose_file`` (Facemap's ``<video>_FacemapPose.h5``, its ``_metadata.pkl`` read from beside it)
+belongs to the task's camera whose first video it is named after (the task's first camera when that does
+not decide it); it is read and checked against that camera (frame count, frame size) before any task runs,
+and written as an ndx-pose ``PoseEstimation`` (``FacemapPose``; ``FacemapPose_<camera>`` when several tasks
+have one) linked to the camera's ImageSeries. It is not part of the task's cached results, only of the
+session's file: a changed pose file rewrites the file without recomputing the task.
 
 The session's NWB file is written as ``sub-<subject>_ses-<session>_behavior+image.nwb`` in
 ``<output>/sub-<subject>/`` (``output`` is the Dandiset folder, ``<processed>/nwb`` by default, kept apart
@@ -180,6 +188,7 @@ def run_session(
         for i, r in enumerate(spec.recordings)
     ]
     _check_parameters_fit(spec, recordings)
+    poses = _session_poses(spec, recordings)  # read and checked before any task runs
     outputs, reused = [], []
     for task, folder in zip(spec.tasks, folders):
         views = [recordings[i] for i in spec.task_views(task)]
@@ -227,8 +236,31 @@ def run_session(
         overwrite=overwrite,
         backend=spec.backend,
         external_files=external,
+        poses=poses,
     )
     return SessionResult(nwb_path, [plot(t, True) for t in spec.tasks], folders, reused, ids, targets)
+
+
+def _session_poses(spec: SessionSpec, recordings) -> list:
+    """Each task's pose file, read and checked against the camera it belongs to, as ``PoseOutput``."""
+    from .convert import PoseOutput, check_pose, pose_views
+    from .loaders.pose import read_facemap_pose
+
+    poses = []
+    for task in spec.tasks:
+        if task.pose_file is None:
+            continue
+        views = spec.task_views(task)
+        view = views[pose_views([task.pose_file], [recordings[i] for i in views])[0]]
+        pose = read_facemap_pose(task.pose_file)
+        try:
+            check_pose(pose, recordings[view])
+        except ValueError as err:
+            raise ValueError(f"Session spec '{spec.path}': task {task.task_id!r}: {err}") from None
+        poses.append(PoseOutput(pose, view))
+    if len(poses) > 1:
+        poses = [replace(p, name=f"FacemapPose_{recordings[p.view].name}") for p in poses]
+    return poses
 
 
 def _cached_recording(spec: SessionSpec, recording, index: int):

@@ -53,6 +53,7 @@ class TaskSpec:
     proc_file: Path | None
     description: str
     views: list[int] | None = None  # the task's cameras: indexes in the session's recordings (None: all)
+    pose_file: Path | None = None  # Facemap pose keypoints of one of the task's cameras
 
 
 @dataclass
@@ -204,6 +205,7 @@ def _task(raw: dict, spec: Path, index: int, paths: DataPaths, recordings: list[
         if raw.get("proc_file") is None:
             raise _error(spec, f"{key}.proc_file", "a load task needs Facemap's output", "Add proc_file.")
         proc_file = _find(paths, raw["proc_file"], spec, f"{key}.proc_file")
+    pose_file = _find(paths, raw["pose_file"], spec, f"{key}.pose_file") if raw.get("pose_file") else None
     return TaskSpec(
         task_id=str(raw["task_id"]),
         mode=raw["mode"],
@@ -212,6 +214,7 @@ def _task(raw: dict, spec: Path, index: int, paths: DataPaths, recordings: list[
         proc_file=proc_file,
         description=raw.get("description") or "",
         views=views,
+        pose_file=pose_file,
     )
 
 

@@ -80,8 +80,10 @@ def session_digest(spec: SessionSpec) -> str:
     keyed = [dict(r, keys=k) for r, k in zip(spec.recordings, _session_keys(spec))]
     return _digest(
         {
+            # A task's pose file is not part of its cached results, only of the session's file.
             "tasks": [
                 [t.task_id, task_hash(t, spec.cache_recordings(t)), spec.task_views(t), t.description]
+                + ([_file_key(t.pose_file)] if t.pose_file else [])
                 for t in spec.tasks
             ],
             "subject": spec.subject,

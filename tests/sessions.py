@@ -21,7 +21,8 @@ def _video_and_tasks(raw, i: int, kind: str) -> tuple[str, list[dict]]:
 
 def _video_and_task(raw, i: int, kind: str) -> tuple[str, dict]:
     """One session's video (relative to the root) and task: a synthetic video processed here ("trigger"),
-    a synthetic video with an existing Facemap output ("load"), or the shared lp_test_vid.mp4 ("lp");
+    a synthetic video with an existing Facemap output ("load"; "pose" with Facemap's keypoints too), or the
+    shared lp_test_vid.mp4 ("lp");
     "two" is a session with both a load and a trigger task on one synthetic video."""
     folder = raw / f"s{i}"
     folder.mkdir(exist_ok=True)
@@ -30,22 +31,31 @@ def _video_and_task(raw, i: int, kind: str) -> tuple[str, dict]:
 
         shutil.copy(LP_VIDEO, folder / "face.mp4")
         return f"s{i}/face.mp4", {"task_id": 0, "mode": "trigger", "parameter_file": "params.yaml"}
-    if kind == "load":
+    if kind in ("load", "pose"):
         from .test_facemap_model import T, hand_built_proc
 
         make_face_video(folder / "face.mp4", n_frames=T, height=60, width=80, seed=i, creation_time=CREATION)
         np.save(folder / "face_proc.npy", hand_built_proc(), allow_pickle=True)
-        return f"s{i}/face.mp4", {"task_id": 0, "mode": "load", "proc_file": f"s{i}/face_proc.npy"}
+        task = {"task_id": 0, "mode": "load", "proc_file": f"s{i}/face_proc.npy"}
+        if kind == "pose":  # with Facemap's keypoints of the video
+            from .pose_files import synthetic_keypoints, write_facemap_pose
+
+            pose = write_facemap_pose(
+                folder / "face.mp4", synthetic_keypoints(T, 60, 80), bbox=[0, 60, 0, 80], image_size=([60], [80])
+            )
+            task["pose_file"] = f"s{i}/{pose.name}"
+        return f"s{i}/face.mp4", task
     make_face_video(folder / "face.mp4", n_frames=30 + i, seed=i, creation_time=CREATION)
     return f"s{i}/face.mp4", {"task_id": 0, "mode": "trigger", "parameter_file": "params.yaml"}
 
 
 def batch_kinds() -> list[str]:
     """The six sessions of the acceptance batch: load and trigger tasks (and a session with both) on
-    synthetic videos and on the shared lp_test_vid.mp4 (a synthetic one where the shared data is absent)."""
+    synthetic videos and on the shared lp_test_vid.mp4 (a synthetic one where the shared data is absent); one
+    load task carries a Facemap pose file."""
     from .conftest import LP_VIDEO
 
-    return ["trigger", "load", "lp" if LP_VIDEO.exists() else "trigger", "two", "load", "trigger"]
+    return ["trigger", "load", "lp" if LP_VIDEO.exists() else "trigger", "two", "pose", "trigger"]
 
 
 def make_sessions(folder, count: int, broken: int | None = None, kinds=None) -> list:

@@ -53,6 +53,11 @@ def test_dandi_validate_and_inspector_on_every_file_of_the_batch(tmp_path, backe
     videos = [Path(f.filepath) for f in find_dandi_files(dandiset) if Path(f.filepath).suffix == ".mp4"]
     folders = sorted(v.relative_to(dandiset).parent.as_posix() for v in videos)  # one video per session
     assert folders == sorted(p.relative_to(dandiset).as_posix().split(".nwb")[0] for p in paths), folders
+    # The session with a pose file (batch_kinds' "pose") holds its keypoints as ndx-pose, linked to its video.
+    from facemap_nwb.nwb.io import read_facemap_pose_nwb
+
+    with_pose = [p for p in paths if read_facemap_pose_nwb(p)]
+    assert len(with_pose) == 1 and read_facemap_pose_nwb(with_pose[0])[0].video_name == "FaceCamera", with_pose
     serious = (Importance.CRITICAL, Importance.BEST_PRACTICE_VIOLATION, Importance.ERROR)
     for path in paths:
         messages = _inspect(path, backend)

@@ -43,6 +43,11 @@ def test_python_examples_run_in_order(tmp_path, monkeypatch):
     # The converter example's inputs: a 40-frame 60 x 80 video at 30 frames/s and a Facemap-shaped dict for it.
     make_face_video(tmp_path / "face.mp4", n_frames=T, height=60, width=80, creation_time=CREATION)
     np.save(tmp_path / "face_proc.npy", hand_built_proc(), allow_pickle=True)
+    from .pose_files import synthetic_keypoints, write_facemap_pose
+
+    write_facemap_pose(
+        tmp_path / "face.mp4", synthetic_keypoints(T, 60, 80), bbox=[0, 60, 0, 80], image_size=([60], [80])
+    )
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"README example failed:\n{result.stderr}")
@@ -55,5 +60,6 @@ def test_python_examples_run_in_order(tmp_path, monkeypatch):
     # The converter example: one ImageSeries, linked by the task; the interpolation through (0 s, 12.5 s) and
     # (1.3 s, 13.8015 s) starts at 12.5 s with frames 1.3015 / 1.3 times as far apart: 30 * 1.3 / 1.3015 Hz.
     assert "['FaceCamera'] ['FaceCamera']" in result.stdout
+    assert "15 FaceCamera (40, 2) pixels" in result.stdout, "the pose example: 15 keypoints of 40 frames"
     start, rate = next(line for line in result.stdout.splitlines() if line.startswith("12.5 ")).split()
     assert_allclose([float(start), float(rate)], [12.5, 30 * 1.3 / 1.3015], rtol=1e-9)

@@ -70,7 +70,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
-__all__ = ["ProcFileError", "UnsafePickleError", "load_proc_npy"]
+__all__ = ["ProcFileError", "UnsafePickleError", "load_proc_npy", "load_plain_pickle"]
 
 # numpy 1.26 also ships a numpy._core stub (so it can read numpy 2 pickles); it is meant for
 # unpickling only, so the real module is picked by version rather than by whether it imports.
@@ -986,45 +986,74 @@ def load_proc_npy(path: str | os.PathLike) -> dict:
                 f"'{path}' holds a plain {dtype} array of shape {shape}, but a Facemap results file holds a "
                 "pickled dict (np.save of Facemap's proc dict). Pass the '*_proc.npy' file Facemap wrote."
             )
-        try:
-            # encoding/fix_imports are np.load's defaults, so Python 2 era files behave the same.
-            size, start = os.fstat(f.fileno()).st_size, f.tell()
-            _check_structure(_BoundedReader(f, size))
-            f.seek(start)
-            result = _RestrictedUnpickler(_BoundedReader(f, size), encoding="ASCII", fix_imports=True).load()
-            result = _Cleaner().clean(result)
-        except _Refusal as refusal:
-            if refusal.is_shape:
-                message = f"Refusing to load '{path}': its pickle holds {refusal.refused}: {refusal.reason}. "
-            else:
-                message = f"Refusing to load '{path}': its pickle asks for '{refusal.refused}' ({refusal.reason}). "
-            if refusal.is_global:
-                message += "Unpickling it with np.load could run code on this computer. "
-            raise UnsafePickleError(message + _FIX, path=str(path), refused=refusal.refused) from None
-        except (
-            pickle.UnpicklingError,
-            EOFError,
-            ValueError,
-            TypeError,
-            IndexError,
-            KeyError,
-            AttributeError,
-            OverflowError,
-            RecursionError,
-        ) as error:
-            raise ProcFileError(
-                f"'{path}' is truncated or corrupt: its pickled contents could not be read "
-                f"({type(error).__name__}: {error}). Run Facemap on the video again to re-create it."
-            ) from error
-        except MemoryError as error:
-            # Python's unpickler allocates what a length field claims before reading, so a damaged
-            # length asks for terabytes; a real file this large would not fit in memory either.
-            raise ProcFileError(
-                f"'{path}' ({path.stat().st_size} bytes) could not be read: its pickle asks for more memory than "
-                "is available. Either the file is corrupt (a damaged length field) or it is too large for this "
-                "computer's memory."
-            ) from error
+        result = _load_checked(f, path, rerun="Run Facemap on the video again to re-create it.")
     return _unwrap(result, path)
+
+
+def _load_checked(f, path: Path, *, rerun: str):
+    """Unpickle from ``f`` (at the pickle's first byte) after the structure check, with the restricted
+    unpickler, then clean the result; every failure is one :class:`ProcFileError` naming ``path``."""
+    try:
+        # encoding/fix_imports are np.load's defaults, so Python 2 era files behave the same.
+        size, start = os.fstat(f.fileno()).st_size, f.tell()
+        _check_structure(_BoundedReader(f, size))
+        f.seek(start)
+        result = _RestrictedUnpickler(_BoundedReader(f, size), encoding="ASCII", fix_imports=True).load()
+        return _Cleaner().clean(result)
+    except _Refusal as refusal:
+        if refusal.is_shape:
+            message = f"Refusing to load '{path}': its pickle holds {refusal.refused}: {refusal.reason}. "
+        else:
+            message = f"Refusing to load '{path}': its pickle asks for '{refusal.refused}' ({refusal.reason}). "
+        if refusal.is_global:
+            message += "Unpickling it with np.load could run code on this computer. "
+        raise UnsafePickleError(message + _FIX, path=str(path), refused=refusal.refused) from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+    ) as error:
+        raise ProcFileError(
+            f"'{path}' is truncated or corrupt: its pickled contents could not be read "
+            f"({type(error).__name__}: {error}). {rerun}"
+        ) from error
+    except MemoryError as error:
+        # Python's unpickler allocates what a length field claims before reading, so a damaged
+        # length asks for terabytes; a real file this large would not fit in memory either.
+        raise ProcFileError(
+            f"'{path}' ({path.stat().st_size} bytes) could not be read: its pickle asks for more memory than "
+            "is available. Either the file is corrupt (a damaged length field) or it is too large for this "
+            "computer's memory."
+        ) from error
+
+
+def load_plain_pickle(path: str | os.PathLike, *, what: str = "pickle file") -> object:
+    """Load a plain pickle (``pickle.dump`` of dicts, lists, numbers, strings and numpy values) without
+    running code from it: the same checks and stand-ins as :func:`load_proc_npy`, without the ``.npy``
+    header. Facemap's pose metadata (``<video>_FacemapPose_metadata.pkl``) is such a file.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    UnsafePickleError, ProcFileError
+        As :func:`load_proc_npy`; messages name ``path`` and call it ``what``.
+    """
+    path = Path(path)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"No {what} at this path", str(path)) from None
+    with f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise ProcFileError(f"'{path}' is empty, not a {what}. Pass the file Facemap wrote.")
+        return _load_checked(f, path, rerun=f"Re-create the {what} with Facemap.")
 
 
 def _unwrap(result, path: Path) -> dict:

@@ -15,6 +15,7 @@ from ..atomic import GuardedFile, atomic_output, check_output_path, output_error
 from ..video import VideoRecording
 from .extension import NAMESPACE
 from .extension import ndx_facemap as _ndx_facemap
+from .pose import ndx_pose as _ndx_pose  # noqa: F401  (ndx-pose's classes for PoseEstimation, not generated ones)
 from .recording import add_recording, read_recordings_from_nwbfile
 
 #: The ndx-facemap format this facemap-nwb writes and reads.
@@ -335,7 +336,9 @@ def read_facemap_nwb(path: str | os.PathLike, *, task_id: str | None = None, laz
     check_format_version(path)
     io = _open_for_reading(path)
     try:
-        results = results_from_nwbfile(_read(io, path), task_id=task_id, lazy=lazy)
+        nwbfile = _read(io, path)
+        results = results_from_nwbfile(nwbfile, task_id=task_id, lazy=lazy)
+        results.keypoints = _keypoints(nwbfile)
     except ValueError as err:
         io.close()
         message = str(err)
@@ -348,6 +351,25 @@ def read_facemap_nwb(path: str | os.PathLike, *, task_id: str | None = None, laz
     else:
         io.close()
     return results
+
+
+def _keypoints(nwbfile) -> list:
+    from .pose import read_pose_estimations
+
+    return read_pose_estimations(nwbfile)
+
+
+def read_facemap_pose_nwb(path: str | os.PathLike) -> list:
+    """Every Facemap pose estimation (ndx-pose ``PoseEstimation``) in an NWB file, as
+    :class:`~facemap_nwb.pose.FacemapPose` (read into memory); an empty list when there is none. Works on
+    files with keypoints only (no Facemap task)."""
+    path = Path(path)
+    check_format_version(path)
+    io = _open_for_reading(path)
+    try:
+        return _keypoints(_read(io, path))
+    finally:
+        io.close()
 
 
 def read_facemap_task_ids(path: str | os.PathLike) -> list[str]:
