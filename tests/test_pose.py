@@ -254,10 +254,21 @@ def _colon(f):
         f[f"Facemap/a:b/{key}"] = np.zeros(T, np.float32)
 
 
+def _many_parts(f):
+    group = f.create_group("Facemap")
+    for i in range(1001):
+        group.create_group(f"p{i}")
+
+
+def _extra_member(f):
+    _good(f)
+    f["Facemap/paw/z"] = np.zeros(T, np.float32)
+
+
 @pytest.mark.parametrize(
     "build, words",
     [
-        (_extra_root, "one scorer group"),
+        (_extra_root, "more than the 1 Facemap's layout has"),
         (_missing, "not exactly"),
         (_two_d, "one real number per frame"),
         (_text, "one real number per frame"),
@@ -268,6 +279,8 @@ def _colon(f):
         (_infinite, "infinite"),
         (_dataset_part, "not a body part group"),
         (_colon, "cannot name an NWB object"),
+        (_many_parts, "more than the 1000"),
+        (_extra_member, "more than the 3"),
         (lambda f: None, "one scorer group"),
     ],
 )

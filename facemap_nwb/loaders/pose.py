@@ -61,9 +61,11 @@ def _refuse(path: Path, problem: str, fix: str = _FIX) -> PoseFileError:
     return PoseFileError(f"'{path}' is not a Facemap pose file this loader reads: {problem}. {fix}.")
 
 
-def _hard_children(group, path: Path, where: str):
+def _hard_children(group, path: Path, where: str, most: int):
     import h5py
 
+    if len(group) > most:  # counted from the group's index, before any member is listed
+        raise _refuse(path, f"'{where}' holds {len(group)} objects, more than the {most} Facemap's layout has")
     for name in group:
         link = group.get(name, getlink=True)
         if not isinstance(link, h5py.HardLink):
@@ -81,12 +83,12 @@ def _read_h5(path: Path) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
     except OSError as err:
         raise _refuse(path, f"it is not a readable HDF5 file (truncated or corrupt: {err})") from None
     with f:
-        groups = list(_hard_children(f, path, "/"))
+        groups = list(_hard_children(f, path, "/", 1))
         if len(groups) != 1 or not isinstance(groups[0][1], h5py.Group):
             names = [name for name, _ in groups]
             raise _refuse(path, f"its root holds {names}, not one scorer group ('Facemap') of body parts")
         scorer, group = groups[0]
-        parts = list(_hard_children(group, path, f"/{scorer}/"))
+        parts = list(_hard_children(group, path, f"/{scorer}/", _MAX_BODYPARTS))
         if not parts or len(parts) > _MAX_BODYPARTS:
             raise _refuse(path, f"'/{scorer}' holds {len(parts)} body parts (1 to {_MAX_BODYPARTS} expected)")
         data: dict[str, dict[str, np.ndarray]] = {}
@@ -99,7 +101,7 @@ def _read_h5(path: Path) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
                 )
             if not isinstance(part, h5py.Group):
                 raise _refuse(path, f"'{where}' is a dataset, not a body part group of x, y and likelihood")
-            members = dict(_hard_children(part, path, where + "/"))
+            members = dict(_hard_children(part, path, where + "/", len(_COORDINATES)))
             if sorted(members) != sorted(_COORDINATES):
                 raise _refuse(path, f"'{where}' holds {sorted(members)}, not exactly {list(_COORDINATES)}")
             data[name] = {}
