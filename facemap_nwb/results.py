@@ -76,15 +76,20 @@ class SVDComponents:
 
 @dataclass
 class PupilSignals:
-    """Facemap's pupil fit for one pupil ROI (pixels of the video frame, (y, x) order)."""
+    """Facemap's pupil fit for one pupil ROI (pixels, (y, x) order; centres relative to the ROI's top-left pixel,
+    as Facemap stores them: the NWB writer adds the ROI's origin).
+
+    ``center_smooth``, ``axes_length`` and ``axes_direction`` are None where the source has no such
+    value (MATLAB Facemap fits no smoothed centre and no ellipse axes); nothing is written for them then.
+    """
 
     region: int
     area: np.ndarray  # (frames,)
     area_smooth: np.ndarray  # (frames,)
     center: np.ndarray  # (frames, 2): Facemap 'com'
-    center_smooth: np.ndarray  # (frames, 2): Facemap 'com_smooth'
-    axes_length: np.ndarray  # (frames, 2): Facemap 'axlen'
-    axes_direction: np.ndarray  # (frames, 2, 2): Facemap 'axdir'
+    center_smooth: np.ndarray | None = None  # (frames, 2): Facemap 'com_smooth'
+    axes_length: np.ndarray | None = None  # (frames, 2): Facemap 'axlen'
+    axes_direction: np.ndarray | None = None  # (frames, 2, 2): Facemap 'axdir'
 
 
 @dataclass
@@ -146,7 +151,10 @@ class FacemapResults:
         def cut_svds(svds: list[SVDComponents]) -> list[SVDComponents]:
             return [replace(s, projections=np.asarray(s.projections[:n])) for s in svds]
 
-        pupils = [replace(p, **{k: np.asarray(getattr(p, k)[:n]) for k, _, _ in _PUPIL_KEYS}) for p in self.pupils]
+        pupils = [
+            replace(p, **{k: np.asarray(getattr(p, k)[:n]) for k, _, _ in _PUPIL_KEYS if getattr(p, k) is not None})
+            for p in self.pupils
+        ]
         return replace(
             self,
             frame_count=n,
@@ -219,6 +227,8 @@ class FacemapResults:
         for pupil in self.pupils:
             name = self.regions[pupil.region].name if 0 <= pupil.region < len(self.regions) else str(pupil.region)
             for attribute, _, _ in _PUPIL_KEYS:
+                if getattr(pupil, attribute) is None:
+                    continue
                 count = _scan(getattr(pupil, attribute))[0]
                 if count:
                     missing[f"{name} {attribute}"] = count
@@ -243,6 +253,7 @@ _PUPIL_KEYS = (
     ("axes_length", "axlen", 2),
     ("axes_direction", "axdir", 3),
 )
+_OPTIONAL_PUPIL_KEYS = ("center_smooth", "axes_length", "axes_direction")
 
 
 class ResultsError(ValueError):
@@ -466,6 +477,8 @@ class _Validator:
                 self.fail(f"pupil[{slot}]", f"{self.region_label(pupil.region)} has two pupil fits")
             seen.add(pupil.region)
             for attribute, facemap_key, ndim in _PUPIL_KEYS:
+                if getattr(pupil, attribute) is None and attribute in _OPTIONAL_PUPIL_KEYS:
+                    continue  # a value the source does not have (MATLAB Facemap)
                 columns = ((), (2,), (2, 2))[ndim - 1]
                 what = f"the pupil {attribute.replace('_', ' ')} of {self.region_label(pupil.region)}"
                 self.trace(f"pupil[{slot}]['{facemap_key}']", what, getattr(pupil, attribute), columns, nan=True)

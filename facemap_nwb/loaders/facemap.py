@@ -2,11 +2,14 @@
 
 ``_proc.npy`` is read with :func:`facemap_nwb.loaders.safe_pickle.load_proc_npy`, which never runs
 pickled code; ``_proc.mat`` with SciPy (MATLAB files hold no code) after a bounded scan of its
-elements (declared lengths, compressed sizes). Every value is then read through typed accessors
-that name the Facemap key at fault (a string where a number belongs, a list where an array
-belongs, complex or object arrays, NaN or infinite counts, wrong nesting), and the model is checked
-as a whole by :meth:`FacemapResults.validate`. Anything malformed or impossible raises
-:class:`FacemapOutputError` (a ``ValueError``) naming the file, the key, the value and the fix.
+elements (declared lengths, compressed sizes). A ``.mat`` whose only variable is a ``proc`` struct is
+MATLAB Facemap's (v7 through SciPy, v7.3 through the safe HDF5 reader
+:mod:`facemap_nwb.loaders.matlab_files`) and is mapped by :mod:`facemap_nwb.loaders.matlab`.
+Every value is then read through typed accessors that name the Facemap key at fault (a string
+where a number belongs, a list where an array belongs, complex or object arrays, NaN or infinite
+counts, wrong nesting), and the model is checked as a whole by :meth:`FacemapResults.validate`.
+Anything malformed or impossible raises :class:`FacemapOutputError` (a ``ValueError``) naming the
+file, the key, the value and the fix.
 
 How Facemap's keys map onto the model (lists are indexed as Facemap indexes them):
 
@@ -43,6 +46,7 @@ import numpy as np
 
 from ..params import ROI, FacemapParameters
 from ..results import FacemapResults, PupilSignals, Region, ResultsError, SVDComponents, binned_frame_shape
+from .matlab_files import is_mat73_header
 from .safe_pickle import ProcFileError
 
 __all__ = [
@@ -271,12 +275,8 @@ def _check_mat_file(path: Path) -> None:
         raise _mat_refusal(path, "the file is empty")
     with open(path, "rb") as f:
         header = f.read(128)
-        if header[:10] == b"MATLAB 7.3" or (len(header) == 128 and header[124:126] in (b"\x00\x02", b"\x02\x00")):
-            raise _mat_refusal(
-                path,
-                "it is a MATLAB v7.3 (HDF5) file, which is not supported; Facemap writes version 5 files "
-                "(save it from MATLAB with save(file, '-v7'), or pass the _proc.npy Facemap wrote beside it)",
-            )
+        if is_mat73_header(header):
+            raise _mat_refusal(path, "it is a MATLAB v7.3 (HDF5) file, which is read elsewhere")
         if len(header) < 128 or header[126:128] not in (b"IM", b"MI"):
             raise _mat_refusal(path, f"its {min(len(header), 128)}-byte header is not a MATLAB 5 header")
         if size == 128:
@@ -288,10 +288,47 @@ def _check_mat_file(path: Path) -> None:
             scan.elements(data, 128, size)
 
 
+def _read_mat73(path: Path) -> dict:
+    """A v7.3 (HDF5) file: only MATLAB Facemap's (a single ``proc`` struct) is read, safely."""
+    from .matlab import matlab_proc
+    from .matlab_files import read_mat73
+
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py comes with pynwb
+        raise _mat_refusal(path, "it is a MATLAB v7.3 (HDF5) file, and reading one needs h5py") from None
+    try:
+        with h5py.File(path, "r") as f:
+            names = sorted(k for k in f.keys() if not k.startswith("#"))
+    except (OSError, ValueError, RuntimeError) as err:
+        raise _mat_refusal(
+            path, f"it is a MATLAB v7.3 (HDF5) file that HDF5 cannot open (truncated or corrupt: {err})"
+        ) from None
+    if names != ["proc"]:
+        raise _mat_refusal(
+            path,
+            f"it is a MATLAB v7.3 (HDF5) file holding the variable(s) {names[:8]}, not MATLAB Facemap's single 'proc' "
+            "struct; other v7.3 files are not supported (Python Facemap writes version 5 files: save it from "
+            "MATLAB with save(file, '-v7'), or pass the _proc.npy Facemap wrote beside it)",
+        )
+    proc = read_mat73(path, names=("proc",))["proc"]
+    return _as_matlab_proc(path, proc, matlab_proc)
+
+
+def _as_matlab_proc(path: Path, proc, convert) -> dict:
+    try:
+        return convert(proc)
+    except ResultsError as err:
+        raise FacemapOutputError(err.message_for(str(path)), path=str(path), key=err.key) from None
+
+
 def _read_mat(path: Path) -> dict:
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
 
+    with open(path, "rb") as f:
+        if is_mat73_header(f.read(128)):
+            return _read_mat73(path)
     _check_mat_file(path)
     try:
         raw = loadmat(str(path), squeeze_me=True, simplify_cells=True)
@@ -301,6 +338,11 @@ def _read_mat(path: Path) -> dict:
         raise _mat_refusal(path, f"it is corrupt ({type(err).__name__}: {err})") from err
     except NameError as err:  # SciPy's compiled reader on an unknown array class (UnboundLocalError)
         raise _mat_refusal(path, f"it holds an array of a kind SciPy does not know ({err})") from err
+    variables = [key for key in raw if not key.startswith("__")]
+    if variables == ["proc"]:  # MATLAB Facemap saves one struct; Python Facemap each key as a variable
+        from .matlab import matlab_proc
+
+        return _as_matlab_proc(path, raw["proc"], matlab_proc)
     proc: dict = {}
     lists: dict[str, dict[int, object]] = {}
     for key, value in raw.items():
@@ -546,23 +588,26 @@ def _regions(proc: dict, sbin: int, views: list[tuple[int, int]], rois, clean_ro
             )
         )
     for number, (roi, raw) in enumerate(zip(rois, clean_rois)):
-        is_motion = roi.type == "motion"
-        keeps_threshold = roi.type in ("pupil", "blink")
-        regions.append(
-            Region(
-                number=number,
-                name=roi.name,
-                type=roi.type,
-                video_index=roi.video,
-                y_range=(roi.y, roi.y + roi.height),
-                x_range=(roi.x, roi.x + roi.width),
-                y_bin_range=_bin_range(raw.get("yrange_bin")) if is_motion else None,
-                x_bin_range=_bin_range(raw.get("xrange_bin")) if is_motion else None,
-                saturation=roi.saturation if keeps_threshold else None,
-                pupil_sigma=roi.pupil_sigma if roi.type == "pupil" else None,
-            )
-        )
+        regions.append(roi_region(number, roi, _bin_range(raw.get("yrange_bin")), _bin_range(raw.get("xrange_bin"))))
     return regions
+
+
+def roi_region(number: int, roi: ROI, y_bin_range, x_bin_range) -> Region:
+    """The region of ROI ``number``: bin ranges for motion ROIs only, the threshold for pupil and blink
+    ROIs, the fit's sigma for pupils (shared by the Python and MATLAB Facemap loaders)."""
+    is_motion = roi.type == "motion"
+    return Region(
+        number=number,
+        name=roi.name,
+        type=roi.type,
+        video_index=roi.video,
+        y_range=(roi.y, roi.y + roi.height),
+        x_range=(roi.x, roi.x + roi.width),
+        y_bin_range=y_bin_range if is_motion else None,
+        x_bin_range=x_bin_range if is_motion else None,
+        saturation=roi.saturation if roi.type in ("pupil", "blink") else None,
+        pupil_sigma=roi.pupil_sigma if roi.type == "pupil" else None,
+    )
 
 
 def _slot_arrays(proc: dict, key: str, slots: int, dtype) -> list[np.ndarray]:
@@ -693,8 +738,13 @@ def results_from_proc(proc: dict) -> FacemapResults:
         A ``ValueError`` naming the Facemap key at fault: a missing key, a value of the wrong type,
         shape or range, or results :meth:`FacemapResults.validate` refuses.
     """
+    from .matlab import MatlabFacemapProc, results_from_matlab_proc
+
     try:
-        results = _results(_dict(proc, "the file's contents"))
+        if isinstance(proc, MatlabFacemapProc):
+            results = results_from_matlab_proc(proc)
+        else:
+            results = _results(_dict(proc, "the file's contents"))
     except ResultsError:
         raise
     except (KeyError, TypeError, IndexError, ValueError, AttributeError, OverflowError, MemoryError) as err:

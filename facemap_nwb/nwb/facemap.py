@@ -31,6 +31,8 @@ Values are what their labels say:
 * Motion energy and motion SVDs state their frame alignment (``frame_alignment``), masks their
   normalisation (``masks.normalization``), singular values their source (``singular_values.source``).
 * Ellipse masks are boolean rows of the regions table; the task's ``parameters`` JSON leaves them out.
+* A pupil value the source does not have (MATLAB Facemap's smoothed centre, axes lengths and directions)
+  has no series; the reader gives None for it.
 
 Every signal shares the video's timing: its rate and starting time when the video is regular, a
 link to the video's timestamps otherwise; timestamps given explicitly (aligned ones) are stored once,
@@ -316,6 +318,8 @@ def _add_pupils(task, results: FacemapResults, table, timing: _Timing):
     for pupil in results.pupils:
         region = results.regions[pupil.region]
         for attribute, (prefix, signal, unit, description) in _PUPIL_SERIES.items():
+            if getattr(pupil, attribute) is None:
+                continue  # a value the source does not have (MATLAB Facemap fits no axes)
             series = FacemapTimeSeries(
                 name=f"{prefix}_{region.name}",
                 data=getattr(pupil, attribute),
@@ -333,6 +337,8 @@ def _add_pupils(task, results: FacemapResults, table, timing: _Timing):
             f"{origin[1]})."
         )
         for attribute, (prefix, signal, what) in _CENTER_SERIES.items():
+            if getattr(pupil, attribute) is None:
+                continue  # MATLAB Facemap smooths no centre
             relative = np.asarray(getattr(pupil, attribute))
             data = relative + origin
             kwargs = {}
