@@ -254,6 +254,23 @@ def _colon(f):
         f[f"Facemap/a:b/{key}"] = np.zeros(T, np.float32)
 
 
+def _chunk_bomb(f):
+    import zlib
+
+    _good(f)
+    del f["Facemap/paw/x"]
+    dataset = f.create_dataset("Facemap/paw/x", shape=(T,), dtype=np.float32, chunks=(T,), compression="gzip")
+    stream = zlib.compressobj()
+    data = b"".join(stream.compress(bytes(2**20)) for _ in range(100)) + stream.flush()
+    dataset.id.write_direct_chunk((0,), data)  # 160 bytes declared, 100 MiB when inflated
+
+
+def _plugin_filter(f):
+    _good(f)
+    del f["Facemap/paw/y"]
+    f.create_dataset("Facemap/paw/y", data=np.zeros(T, np.float32), compression="lzf")
+
+
 def _many_parts(f):
     group = f.create_group("Facemap")
     for i in range(1001):
@@ -280,6 +297,8 @@ def _extra_member(f):
         (_dataset_part, "not a body part group"),
         (_colon, "cannot name an NWB object"),
         (_many_parts, "more than the 1000"),
+        (_chunk_bomb, "inflates beyond the 160 bytes"),
+        (_plugin_filter, "filter"),
         (_extra_member, "more than the 3"),
         (lambda f: None, "one scorer group"),
     ],

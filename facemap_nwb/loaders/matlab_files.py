@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_mat73", "MAX_DEPTH", "MAX_OBJECTS", "is_mat73_header"]
+__all__ = ["read_mat73", "MAX_DEPTH", "MAX_OBJECTS", "is_mat73_header", "check_hdf5_storage"]
 
 MAX_DEPTH = 32  # cells and structs nested deeper than this are refused
 MAX_OBJECTS = 100_000  # HDF5 objects read in one file (a DAG of references cannot fan out beyond it)
@@ -77,6 +77,81 @@ def _refusal(path: Path, field: str | None, problem: str, fix: str = _FIX):
         path=str(path),
         key=field,
     )
+
+
+def check_hdf5_storage(dataset, budget: int, fail, *, what: str, fix: str, max_ndim: int = _MAX_NDIM) -> int:
+    """Check an h5py dataset before any of its data is read; return its size in bytes.
+
+    Refused through ``fail(problem[, fix])`` (which raises): data in external files, virtual datasets, HDF5
+    filters other than deflate, shuffle and Fletcher-32 (another would load a plugin), more than
+    ``max_ndim`` dimensions, a declared size beyond ``budget`` (``what`` names what the file is, ``fix``
+    what to do), and deflated chunks that inflate beyond their declared size (HDF5's deflate filter grows
+    its buffer until the stream ends, whatever the chunk's size), which are inflated here, bounded, first.
+    Shared by every reader of user-given HDF5 (MATLAB v7.3 files, Facemap pose files).
+    """
+    try:
+        external = dataset.external
+        virtual = dataset.is_virtual
+        plist = dataset.id.get_create_plist()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        shape, itemsize = dataset.shape, dataset.dtype.itemsize
+    except (OSError, ValueError, TypeError, RuntimeError) as err:
+        fail(f"its storage cannot be read (truncated or corrupt: {err})")
+    if external:
+        fail(f"its data lie in external file(s) {[e[0] for e in external][:3]}, which are never read")
+    if virtual:
+        fail("it is a virtual dataset (its data would come from other files)")
+    unknown = [f for f in filters if f not in _ALLOWED_FILTERS]
+    if unknown:
+        fail(
+            f"it needs the HDF5 filter(s) {unknown}, which would load a plugin; only "
+            f"{', '.join(_ALLOWED_FILTERS.values())} are read"
+        )
+    if shape is None or not 1 <= len(shape) <= max_ndim:
+        fail(f"its shape is {shape}, where 1 to {max_ndim} dimensions are expected")
+    size = math.prod(shape) * itemsize
+    if size > budget:
+        fail(
+            f"it declares {shape} values ({size} bytes), beyond what {what} can hold (a decompression bomb, or damage)",
+            fix,
+        )
+    if 1 in filters:
+        _check_chunks(dataset, filters, fail, fix)
+    return size
+
+
+def _check_chunks(dataset, filters: list[int], fail, fix: str) -> None:
+    import zlib
+
+    position = filters.index(1)
+    if any(f != 3 for f in filters[position + 1 :]):
+        fail(f"its filters {filters} shuffle compressed data, which no writer does")
+    checksum = 3 in filters[position + 1 :]
+    try:
+        chunk_bytes = math.prod(dataset.chunks) * dataset.dtype.itemsize
+        count = dataset.id.get_num_chunks()
+    except (OSError, ValueError, TypeError, RuntimeError) as err:
+        fail(f"its chunks cannot be listed (truncated or corrupt: {err})")
+    for index in range(count):
+        try:
+            info = dataset.id.get_chunk_info(index)
+            if info.filter_mask & (1 << position) or info.size * _ZLIB_RATIO <= chunk_bytes + _CHUNK_SLACK:
+                continue  # stored uncompressed, or too small to inflate to harm
+            _, raw = dataset.id.read_direct_chunk(info.chunk_offset)
+        except (OSError, ValueError, TypeError, RuntimeError) as err:
+            fail(f"its chunk {index} cannot be read (truncated or corrupt: {err})")
+        if checksum and not info.filter_mask & (1 << filters.index(3, position)):
+            raw = raw[:-4]
+        try:
+            inflated = len(zlib.decompressobj().decompress(raw, chunk_bytes + 1))
+        except zlib.error as err:
+            fail(f"its chunk {index} is corrupt ({err})")
+        if inflated > chunk_bytes:
+            fail(
+                f"its chunk {index} ({info.size} bytes stored) inflates beyond the {chunk_bytes} bytes it declares "
+                "(a decompression bomb)",
+                fix,
+            )
 
 
 def read_mat73(path, *, names: tuple[str, ...] | None = None) -> dict:
@@ -172,74 +247,14 @@ class _Reader:
 
     def check_storage(self, dataset, field: str) -> None:
         """Refuse what would be read from elsewhere, load code or inflate beyond the budget."""
-        try:
-            external = dataset.external
-            virtual = dataset.is_virtual
-            plist = dataset.id.get_create_plist()
-            filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-            shape, itemsize = dataset.shape, dataset.dtype.itemsize
-        except (OSError, ValueError, TypeError, RuntimeError) as err:
-            self.fail(field, f"its storage cannot be read (truncated or corrupt: {err})")
-        if external:
-            self.fail(field, f"its data lie in external file(s) {[e[0] for e in external][:3]}, which are never read")
-        if virtual:
-            self.fail(field, "it is a virtual dataset (its data would come from other files)")
-        unknown = [f for f in filters if f not in _ALLOWED_FILTERS]
-        if unknown:
-            self.fail(
-                field,
-                f"it needs the HDF5 filter(s) {unknown}, which would load a plugin; MATLAB uses "
-                f"{', '.join(_ALLOWED_FILTERS.values())} only",
-            )
-        if shape is None or not 1 <= len(shape) <= _MAX_NDIM:
-            self.fail(field, f"its shape is {shape}, where MATLAB writes 2 to {_MAX_NDIM} dimensions")
-        size = math.prod(shape) * itemsize
-        if size > self.budget:
-            self.fail(
-                field,
-                f"it declares {shape} values ({size} bytes), beyond what a {self.path.stat().st_size}-byte results "
-                "file can hold (a decompression bomb, or damage)",
-                "pass the _proc.mat MATLAB Facemap wrote",
-            )
-        self.budget -= size
-        if 1 in filters:
-            self.check_chunks(dataset, filters, field)
-
-    def check_chunks(self, dataset, filters: list[int], field: str) -> None:
-        """Inflate (bounded) each deflated chunk that could inflate beyond its size before HDF5 does: HDF5's
-        deflate filter grows its buffer until the stream ends, whatever the chunk's declared size."""
-        import zlib
-
-        position = filters.index(1)
-        if any(f != 3 for f in filters[position + 1 :]):
-            self.fail(field, f"its filters {filters} shuffle compressed data, which MATLAB never does")
-        checksum = 3 in filters[position + 1 :]
-        try:
-            chunk_bytes = math.prod(dataset.chunks) * dataset.dtype.itemsize
-            count = dataset.id.get_num_chunks()
-        except (OSError, ValueError, TypeError, RuntimeError) as err:
-            self.fail(field, f"its chunks cannot be listed (truncated or corrupt: {err})")
-        for index in range(count):
-            try:
-                info = dataset.id.get_chunk_info(index)
-                if info.filter_mask & (1 << position) or info.size * _ZLIB_RATIO <= chunk_bytes + _CHUNK_SLACK:
-                    continue  # stored uncompressed, or too small to inflate to harm
-                _, raw = dataset.id.read_direct_chunk(info.chunk_offset)
-            except (OSError, ValueError, TypeError, RuntimeError) as err:
-                self.fail(field, f"its chunk {index} cannot be read (truncated or corrupt: {err})")
-            if checksum and not info.filter_mask & (1 << filters.index(3, position)):
-                raw = raw[:-4]
-            try:
-                inflated = len(zlib.decompressobj().decompress(raw, chunk_bytes + 1))
-            except zlib.error as err:
-                self.fail(field, f"its chunk {index} is corrupt ({err})")
-            if inflated > chunk_bytes:
-                self.fail(
-                    field,
-                    f"its chunk {index} ({info.size} bytes stored) inflates beyond the {chunk_bytes} bytes it declares "
-                    "(a decompression bomb)",
-                    "pass the _proc.mat MATLAB Facemap wrote",
-                )
+        self.budget -= check_hdf5_storage(
+            dataset,
+            self.budget,
+            lambda problem, fix=_FIX: self.fail(field, problem, fix),
+            what=f"a {self.path.stat().st_size}-byte results file",
+            fix="pass the _proc.mat MATLAB Facemap wrote",
+            max_ndim=_MAX_NDIM,
+        )
 
     def read(self, dataset, field: str) -> np.ndarray:
         try:

@@ -6,10 +6,13 @@ part in it, and in each exactly the datasets ``x``, ``y`` and ``likelihood``: on
 numbers, one value per frame, all of the same length. Anything else is refused with a
 :class:`PoseFileError` naming the file, the object and the fix, before any data is read:
 
-* other objects, soft or external links (which could make HDF5 read other files), datasets stored in
-  external files or virtual datasets, attributes nobody writes are not checked (Facemap writes none);
-* a dataset whose size is more than :data:`_INFLATE_FACTOR` times the file (plus an allowance) is
-  refused as a decompression bomb before it is read (Facemap writes uncompressed data);
+* other objects, soft or external links (which could make HDF5 read other files); datasets stored in
+  external files, virtual datasets or needing a filter plugin, checked as for MATLAB v7.3 files
+  (:func:`~facemap_nwb.loaders.matlab_files.check_hdf5_storage`); attributes are not read (Facemap
+  writes none);
+* a dataset whose size is more than :data:`_INFLATE_FACTOR` times the file (plus an allowance), or a
+  compressed chunk that inflates beyond its declared size, is refused as a decompression bomb before it
+  is read (Facemap writes uncompressed data);
 * infinite coordinates are refused; NaN is kept (a missing keypoint).
 
 The metadata pickle is read with :func:`~facemap_nwb.loaders.safe_pickle.load_plain_pickle` (nothing
@@ -30,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..pose import FACE_BODYPARTS, FacemapPose
+from .matlab_files import check_hdf5_storage
 from .safe_pickle import ProcFileError
 
 __all__ = ["PoseFileError", "read_facemap_pose", "is_pose_file", "metadata_path_for"]
@@ -59,6 +63,10 @@ def metadata_path_for(path: str | os.PathLike) -> Path:
 
 def _refuse(path: Path, problem: str, fix: str = _FIX) -> PoseFileError:
     return PoseFileError(f"'{path}' is not a Facemap pose file this loader reads: {problem}. {fix}.")
+
+
+def _fail(path: Path, problem: str, fix: str = _FIX):
+    raise _refuse(path, problem, fix)
 
 
 def _hard_children(group, path: Path, where: str, most: int):
@@ -111,16 +119,14 @@ def _read_h5(path: Path) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
                 if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu" or ds.ndim != 1:
                     what = f"{ds.dtype} data of shape {ds.shape}" if isinstance(ds, h5py.Dataset) else "a group"
                     raise _refuse(path, f"'{label}' is {what}, not one real number per frame")
-                if ds.is_virtual or ds.external:
-                    raise _refuse(path, f"'{label}' is stored outside the file (virtual or external dataset)")
-                nbytes = math.prod(ds.shape) * ds.dtype.itemsize
-                if nbytes > budget:
-                    raise _refuse(
-                        path,
-                        f"'{label}' declares {nbytes} bytes, far more than its {size}-byte file can hold "
-                        "(a decompression bomb or a damaged header)",
-                    )
-                budget -= nbytes
+                budget -= check_hdf5_storage(
+                    ds,
+                    budget,
+                    lambda problem, fix=_FIX, label=label: _fail(path, f"'{label}': {problem}", fix),
+                    what=f"its {size}-byte file",
+                    fix=_FIX,
+                    max_ndim=1,
+                )
                 if frames is None:
                     frames = ds.shape[0]
                 if ds.shape[0] != frames:
