@@ -251,9 +251,9 @@ def _plain_pynwb(path: Path, backend: str) -> dict:
 
 
 @pytest.mark.parametrize("backend", ["hdf5", "zarr"])
-def test_round_trip_both_backends(tmp_path, videos, backend):
+def test_round_trip_both_backends(tmp_path, videos, backend, fmt):
     proc = matlab_proc()
-    source = write_v73(tmp_path / "face_proc.mat", proc)
+    source = write(fmt, tmp_path / "face_proc.mat", proc)
     loaded = load_facemap_results(source)
     name = "m.nwb" if backend == "hdf5" else "m.nwb.zarr"
     out = convert_facemap_output(source, videos, tmp_path / name, metadata=METADATA, backend=backend)
