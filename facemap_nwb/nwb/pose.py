@@ -169,8 +169,9 @@ def _facemap_pose(container) -> FacemapPose:
     box, size = _SUMMARY_BBOX.search(text), _SUMMARY_SIZE.search(text)
     batch, speed = _SUMMARY_BATCH.search(text), _SUMMARY_SPEED.search(text)
     video = container.source_video
-    # ndx-pose 0.4.0 with hdmf 6.2 reads the 'device' link back as None although it is written: the
-    # video's camera stands in.
+    # hdmf 6.2's reader keeps only one of two links of a group whose targets have the same name: the camera
+    # and its ImageSeries are both 'FaceCamera' here, so pynwb reads 'device' back as None although the link
+    # is in the file (h5py sees it). The video's camera, the same Device, stands in.
     device = container.device if container.device is not None else getattr(video, "device", None)
     return FacemapPose(
         bodyparts=bodyparts,
