@@ -171,6 +171,16 @@ def write_session_nwb(
         if not 0 <= item.view < len(recordings):
             raise ValueError(f"A pose file's view {item.view} is not one of the {len(recordings)} recording(s).")
         check_pose(item.pose, recordings[item.view])
+
+    def pose_name(item: PoseOutput) -> str:
+        return item.name or (f"FacemapPose_{recordings[item.view].name}" if len(poses) > 1 else "FacemapPose")
+
+    pose_names = [pose_name(item) for item in poses]
+    for name in sorted({n for n in pose_names if pose_names.count(n) > 1}):
+        files = [str(i.pose.source_file) for i, n in zip(poses, pose_names) if n == name]
+        raise ValueError(
+            f"The pose files {files} are all keypoints of the camera of '{name}': give one pose file per camera."
+        )
     metadata = metadata or {}
     nwbfile_kwargs = dict(metadata.get("NWBFile", {}))
     start = nwbfile_kwargs.pop("session_start_time", None)
@@ -203,14 +213,13 @@ def write_session_nwb(
             n_components=n_components,
             name=f"FacemapTask_{task.task_id}" if len(tasks) > 1 else None,
         )
-    for item in poses:
-        video = videos[item.view]
+    for item, name in zip(poses, pose_names):
         add_pose_estimation(
             nwbfile,
             item.pose,
-            source_video=video,
+            source_video=videos[item.view],
             device=nwbfile.devices.get(recordings[item.view].device),
-            name=item.name or ("FacemapPose" if len(poses) == 1 else f"FacemapPose_{video.name}"),
+            name=name,
         )
     return write_nwbfile(nwbfile, output, overwrite=overwrite, backend=backend)
 

@@ -49,8 +49,16 @@ class _VideoLinks:
     ``_frame_count()``.
     """
 
+    _what = "this Facemap task"  # what the interface writes, in messages
+    _what_log = "Facemap task"
+
     def _frame_count(self) -> int:
         raise NotImplementedError
+
+    @property
+    def _settings(self) -> str:
+        """Where the interface's settings (video_name, ...) are in the metadata, for messages."""
+        return f"metadata['Behavior']['{self.metadata_key}']"
 
     @property
     def recording(self) -> VideoRecording:
@@ -126,9 +134,9 @@ class _VideoLinks:
         theirs, ours = self._resolved(series), [Path(p).resolve() for p in recording.paths]
         if theirs and theirs != ours:
             raise ValueError(
-                f"The ImageSeries '{name}' already in the file shows {theirs}, but this Facemap task "
-                f"({self.metadata_key}) came from {ours}: set metadata['Behavior']['{self.metadata_key}']"
-                "['video_name'] to the ImageSeries of its own video (or to a new name)."
+                f"The ImageSeries '{name}' already in the file shows {theirs}, but {self._what} "
+                f"({self.metadata_key}) came from {ours}: set {self._settings}['video_name'] to the ImageSeries of "
+                "its own video (or to a new name)."
             )
         return series
 
@@ -143,11 +151,12 @@ class _VideoLinks:
             names = ", ".join(repr(s.name) for s in matches)
             raise ValueError(
                 f"The ImageSeries {names} in the file all show {[str(p) for p in ours]}: set "
-                f"metadata['Behavior']['{self.metadata_key}']['video_name'] to the one this Facemap task uses."
+                f"{self._settings}['video_name'] to the one {self._what} uses."
             )
         if matches:
             _LOG.info(
-                "Facemap task '%s' links to the ImageSeries '%s' already in the file (same video file(s)).",
+                "%s '%s' links to the ImageSeries '%s' already in the file (same video file(s)).",
+                self._what_log,
                 self.metadata_key,
                 matches[0].name,
             )
@@ -161,7 +170,7 @@ class _VideoLinks:
             names = [metadata["Behavior"]["ExternalVideos"][key]["name"]]
         if names and len(names) != len(self.recordings):
             raise ValueError(
-                f"metadata['Behavior']['{self.metadata_key}'] names {len(names)} video(s) for "
+                f"{self._settings} names {len(names)} video(s) for "
                 f"{len(self.recordings)} camera(s): give one name per camera in video_names."
             )
         videos = []
@@ -180,9 +189,9 @@ class _VideoLinks:
             nwbfile.create_device(**device)
         if name in nwbfile.acquisition:
             raise ValueError(
-                f"The NWB file already holds an ImageSeries '{name}' of other video files than this Facemap task's "
+                f"The NWB file already holds an ImageSeries '{name}' of other video files than those of {self._what} "
                 f"({self.metadata_key}: {[str(p) for p in self.recordings[index].paths]}): set "
-                f"metadata['Behavior']['{self.metadata_key}']['video_name'] to a new name for its video."
+                f"{self._settings}['video_name'] to a new name for its video."
             )
         recording = VideoRecording(name=name, files=self.recordings[index].files, device=device.get("name", name))
         timing = self._timing()
@@ -424,6 +433,8 @@ class FacemapPoseInterface(_VideoLinks, BasePoseEstimationInterface):
     """
 
     display_name = "Facemap pose"
+    _what = "these Facemap keypoints"
+    _what_log = "Facemap pose"
     keywords = ("facemap", "pose estimation", "keypoints", "face video")
     associated_suffixes = (".h5", ".pkl")
     info = "Interface for Facemap pose estimation (face keypoints) outputs."
@@ -455,6 +466,10 @@ class FacemapPoseInterface(_VideoLinks, BasePoseEstimationInterface):
 
     def _frame_count(self) -> int:
         return self.pose.frame_count
+
+    @property
+    def _settings(self) -> str:
+        return f"metadata['Pose']['PoseEstimations']['{self.metadata_key}']"
 
     def _get_keypoint_names(self) -> list[str]:
         return list(self.pose.bodyparts)
@@ -539,6 +554,8 @@ class FacemapPoseInterface(_VideoLinks, BasePoseEstimationInterface):
         timing = {} if video.name not in before else self._timing()
         if frames is not None and "timestamps" in timing:
             timing["timestamps"] = timing["timestamps"][:frames]
+        if frames is not None and not timing and video.rate is None:  # another interface's video, all its times
+            timing = {"timestamps": np.asarray(video.timestamps[:frames], dtype=np.float64)}
         device_entry = metadata.get("Devices", {}).get(settings["device_metadata_key"], {})
         device = nwbfile.devices.get(device_entry.get("name")) if device_entry else None
         add_pose_estimation(

@@ -44,11 +44,12 @@ a folder (and so a task folder) never take each other's results, even when a bat
 results superseded for the same input files are removed when new ones are stored.
 
 A task's ``pose_file`` (Facemap's ``<video>_FacemapPose.h5``, its ``_metadata.pkl`` read from beside it)
-belongs to the task's camera whose first video it is named after (the task's first camera when that does
-not decide it); it is read and checked against that camera (frame count, frame size) before any task runs,
-and written as an ndx-pose ``PoseEstimation`` (``FacemapPose``; ``FacemapPose_<camera>`` when several tasks
-have one) linked to the camera's ImageSeries. It is not part of the task's cached results, only of the
-session's file: a changed pose file rewrites the file without recomputing the task.
+belongs to the task's camera whose first video it is named after (with one camera, to that camera; with
+several, a name that matches none is refused); a session has one pose file per camera at most. It is read
+and checked against that camera (frame count, frame size) before any task runs, and written as an ndx-pose
+``PoseEstimation`` (``FacemapPose``; ``FacemapPose_<camera>`` when several tasks have one) linked to the
+camera's ImageSeries. It is not part of the task's cached results, only of the session's file: a changed
+pose file (or metadata pickle) rewrites the file without recomputing the task.
 
 The session's NWB file is written as ``sub-<subject>_ses-<session>_behavior+image.nwb`` in
 ``<output>/sub-<subject>/`` (``output`` is the Dandiset folder, ``<processed>/nwb`` by default, kept apart
@@ -246,17 +247,23 @@ def _session_poses(spec: SessionSpec, recordings) -> list:
     from .convert import PoseOutput, check_pose, pose_views
     from .loaders.pose import read_facemap_pose
 
-    poses = []
+    poses, owners = [], {}
     for task in spec.tasks:
         if task.pose_file is None:
             continue
         views = spec.task_views(task)
-        view = views[pose_views([task.pose_file], [recordings[i] for i in views])[0]]
-        pose = read_facemap_pose(task.pose_file)
         try:
+            view = views[pose_views([task.pose_file], [recordings[i] for i in views])[0]]
+            pose = read_facemap_pose(task.pose_file)
             check_pose(pose, recordings[view])
         except ValueError as err:
             raise ValueError(f"Session spec '{spec.path}': task {task.task_id!r}: {err}") from None
+        if view in owners:
+            raise SpecError(
+                f"Session spec '{spec.path}': tasks {owners[view]!r} and {task.task_id!r} both give a pose_file for "
+                f"the camera '{recordings[view].name}': give its keypoints in one task only."
+            )
+        owners[view] = task.task_id
         poses.append(PoseOutput(pose, view))
     if len(poses) > 1:
         poses = [replace(p, name=f"FacemapPose_{recordings[p.view].name}") for p in poses]

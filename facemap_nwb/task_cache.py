@@ -82,8 +82,7 @@ def session_digest(spec: SessionSpec) -> str:
         {
             # A task's pose file is not part of its cached results, only of the session's file.
             "tasks": [
-                [t.task_id, task_hash(t, spec.cache_recordings(t)), spec.task_views(t), t.description]
-                + ([_file_key(t.pose_file)] if t.pose_file else [])
+                [t.task_id, task_hash(t, spec.cache_recordings(t)), spec.task_views(t), t.description] + _pose_keys(t)
                 for t in spec.tasks
             ],
             "subject": spec.subject,
@@ -93,6 +92,17 @@ def session_digest(spec: SessionSpec) -> str:
             "videos": spec.videos,
         }
     )
+
+
+def _pose_keys(task: TaskSpec) -> list[dict]:
+    """A task's pose file and its metadata pickle (when there is one); nothing for a task without one, so that
+    the digests of sessions without pose files are what they were."""
+    if task.pose_file is None:
+        return []
+    from .loaders.pose import metadata_path_for
+
+    metadata = metadata_path_for(task.pose_file)
+    return [_file_key(task.pose_file)] + ([_file_key(metadata)] if metadata.exists() else [])
 
 
 def _session_keys(spec: SessionSpec) -> list[list[Path]]:

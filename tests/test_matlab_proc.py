@@ -600,3 +600,23 @@ def test_deflate_bomb_in_a_small_chunk_is_refused_before_hdf5_inflates_it(tmp_pa
     path = write_v73(tmp_path / "bomb_proc.mat", matlab_proc(), edit=edit)
     with pytest.raises(FacemapOutputError, match=r"bomb_proc\.mat.*proc\.avgframe.*inflates beyond the 1968 bytes"):
         load_facemap_results(path)
+
+
+def test_damaged_bytes_in_v73_are_refused_cleanly(tmp_path):
+    """Bytes flipped in a v7.3 file's HDF5 metadata (after the 512-byte user block): every result is a load or a
+    FacemapOutputError (a ValueError) naming the file, never another exception."""
+    clean = write_v73(tmp_path / "clean_proc.mat", matlab_proc()).read_bytes()
+    rng = np.random.default_rng(11)
+    path = tmp_path / "face_proc.mat"
+    refused = 0
+    for _ in range(200):
+        raw = bytearray(clean)
+        for position in rng.integers(512, min(8192, len(raw)), size=rng.integers(1, 4)):
+            raw[position] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(raw))
+        try:
+            load_facemap_results(path)
+        except FacemapOutputError as err:
+            assert str(path) in str(err)
+            refused += 1
+    assert refused > 0

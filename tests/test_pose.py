@@ -396,3 +396,67 @@ def test_plot_draws_keypoints_on_the_average_frame(tmp_path, source):
     assert len(lines) == 11  # Facemap's GUI groups joined: eye ring 4, nose 4, whiskers 2, mouth 1
     png = plot_summary(out, tmp_path / "summary.png")
     assert png.stat().st_size > 10_000
+
+
+def test_damaged_bytes_are_refused_cleanly(tmp_path):
+    """Bytes flipped anywhere in a pose file's first 3 KB (its superblock, object headers, link tables): every
+    result is a load or a PoseFileError naming the file, never another exception."""
+    clean = _write(tmp_path / "clean_FacemapPose.h5", _good).read_bytes()
+    rng = np.random.default_rng(7)
+    path = tmp_path / "face_FacemapPose.h5"
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(300):
+        raw = bytearray(clean)
+        for position in rng.integers(0, min(3072, len(raw)), size=rng.integers(1, 4)):
+            raw[position] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(raw))
+        try:
+            read_facemap_pose(path)
+            outcomes["loaded"] += 1
+        except PoseFileError as err:
+            assert str(path) in str(err)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0, outcomes
+
+
+def test_each_task_reads_the_keypoints_of_its_own_camera(tmp_path):
+    from facemap_nwb.convert import PoseOutput, TaskOutput, write_session_nwb
+    from facemap_nwb.loaders.facemap import load_facemap_results
+    from facemap_nwb.video import probe_recording
+
+    videos = [
+        make_face_video(tmp_path / f"{name}.mp4", n_frames=T, height=H, width=W, creation_time=CREATION)
+        for name in ("side", "front")
+    ]
+    data = [synthetic_keypoints(T, H, W), synthetic_keypoints(T, H, W)[::-1].copy()]
+    poses = [
+        read_facemap_pose(write_facemap_pose(v, d, bbox=[0, H, 0, W], image_size=([H], [W])))
+        for v, d in zip(videos, data)
+    ]
+    npy = tmp_path / "face_proc.npy"
+    np.save(npy, hand_built_proc(), allow_pickle=True)
+    results = load_facemap_results(npy)
+    recordings = [probe_recording([v], name=f"Camera{i}") for i, v in enumerate(videos)]
+    tasks = [TaskOutput(results, task_id=str(i), views=[i]) for i in range(2)]
+    out = write_session_nwb(
+        tmp_path / "two.nwb",
+        tasks,
+        recordings,
+        metadata=METADATA,
+        poses=[PoseOutput(p, i) for i, p in enumerate(poses)],
+    )
+    for i in range(2):
+        (pose,) = read_facemap_nwb(out, task_id=str(i)).keypoints
+        assert pose.video_name == f"Camera{i}"
+        assert_array_equal(pose.positions, data[i][:, :, :2])
+    assert len(read_facemap_pose_nwb(out)) == 2
+
+
+def test_two_pose_files_of_one_camera_are_refused_before_writing(tmp_path, source):
+    video, path, _ = source
+    copy = tmp_path / "copy_FacemapPose.h5"
+    copy.write_bytes(path.read_bytes())
+    out = tmp_path / "x.nwb"
+    with pytest.raises(ValueError, match="give one pose file per camera"):
+        convert_facemap_output(None, [video], out, pose_files=[path, copy], metadata=METADATA)
+    assert not out.exists()

@@ -32,6 +32,20 @@ def _make_source(folder):
     return video, write_facemap_pose(video, data, bbox=[0, H, 0, W], image_size=([H], [W])), data
 
 
+class _Converter(NWBConverter):
+    data_interface_classes = dict(Video=ExternalVideoInterface, Pose=FacemapPoseInterface)
+
+
+def _converter(video, pose) -> NWBConverter:
+    """A converter of the video (ImageSeries 'FaceVideo', its path relative to the working folder) and the pose."""
+    return _Converter(
+        source_data=dict(
+            Video=dict(file_paths=[video.name], video_name="FaceVideo"),
+            Pose=dict(file_path=str(pose), video_file_path=str(video)),
+        )
+    )
+
+
 @pytest.fixture
 def source(tmp_path):
     return _make_source(tmp_path / "source")
@@ -86,15 +100,7 @@ def test_alignment_and_converter_video_link(source, tmp_path, monkeypatch):
 
     monkeypatch.chdir(video.parent)
 
-    class Converter(NWBConverter):
-        data_interface_classes = dict(Video=ExternalVideoInterface, Pose=FacemapPoseInterface)
-
-    converter = Converter(
-        source_data=dict(
-            Video=dict(file_paths=[video.name], video_name="FaceVideo"),
-            Pose=dict(file_path=str(pose), video_file_path=str(video)),
-        )
-    )
+    converter = _converter(video, pose)
     metadata = converter.get_metadata()
     metadata["Subject"] = dict(SUBJECT)
     out = video.parent / "converter.nwb"
@@ -130,3 +136,40 @@ def test_wrong_video_is_refused(source, tmp_path):
     with pytest.raises(ValueError, match=rf"cover {T} frames but the video .*longer.mp4.* has {T + 3}"):
         interface.run_conversion(nwbfile_path=str(out), metadata=metadata)
     assert not out.exists()
+
+
+def test_stub_beside_a_video_with_irregular_times(source, tmp_path, monkeypatch):
+    video, pose, data = source
+    monkeypatch.chdir(video.parent)
+
+    converter = _converter(video, pose)
+    times = np.arange(T) / 30.0 + np.random.default_rng(0).uniform(0, 0.004, T)
+    converter.data_interface_objects["Video"].set_aligned_timestamps([times])
+    metadata = converter.get_metadata()
+    metadata["Subject"] = dict(SUBJECT)
+    out = video.parent / "stub_irregular.nwb"
+    converter.run_conversion(
+        nwbfile_path=str(out),
+        metadata=metadata,
+        conversion_options=dict(Pose=dict(stub_test=True, stub_frames=5)),
+    )
+    (back,) = read_facemap_pose_nwb(out)
+    assert_array_equal(back.positions, data[:5, :, :2])
+    assert_allclose(back.extra["timestamps"], times[:5])
+
+
+def test_messages_name_the_pose_settings(source):
+    from pynwb.image import ImageSeries
+    from pynwb.testing.mock.file import mock_NWBFile
+
+    video, pose, _ = source
+    interface = FacemapPoseInterface(pose, video_file_path=video)
+    nwbfile = mock_NWBFile()
+    for name in ("A", "B"):
+        nwbfile.add_acquisition(
+            ImageSeries(
+                name=name, external_file=[str(video)], starting_frame=[0], format="external", rate=30.0, num_samples=T
+            )
+        )
+    with pytest.raises(ValueError, match=r"metadata\['Pose'\]\['PoseEstimations'\]\['FacemapPose'\]\['video_name'\]"):
+        interface.add_to_nwbfile(nwbfile, metadata=interface.get_metadata())

@@ -69,3 +69,27 @@ def test_pose_file_path_is_checked_with_the_spec(spec):
     with pytest.raises(ValueError, match=r"tasks\.0\.pose_file"):
         run_session(spec)
     assert np.all([not p.exists() for p in (spec.parent / "processed").rglob("*.nwb")])
+
+
+def test_two_tasks_with_pose_files_for_one_camera_are_refused(spec):
+    raw = yaml.safe_load(spec.read_text())
+    raw["tasks"].append(dict(raw["tasks"][0], task_id="again"))
+    spec.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"tasks '0' and 'again' both give a pose_file for the camera 'FaceCamera'"):
+        run_session(spec)
+    assert not list((spec.parent / "processed").rglob("*.nwb"))
+
+
+def test_a_new_metadata_pickle_rewrites_the_file(spec):
+    import pickle
+
+    first = run_session(spec)
+    assert read_facemap_nwb(first.nwb_path).keypoints[0].batch_size == 1
+    meta = spec.parent / "raw" / "s0" / "face_FacemapPose_metadata.pkl"
+    values = pickle.loads(meta.read_bytes())
+    meta.write_bytes(pickle.dumps(dict(values, batch_size=8)))
+    stat = meta.stat()
+    os.utime(meta, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    again = run_session(spec, overwrite=True)
+    assert again.reused_tasks == ["0"]  # the task's results are not recomputed
+    assert read_facemap_nwb(again.nwb_path).keypoints[0].batch_size == 8

@@ -81,7 +81,23 @@ def _hard_children(group, path: Path, where: str, most: int):
         yield name, group[name]
 
 
+# What h5py raises on a damaged file's metadata (object headers, link tables, B-trees): one refusal for all.
+_H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError, OverflowError, SystemError)
+
+
 def _read_h5(path: Path) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
+    """Read and check the file's layout; any h5py error on damaged metadata is one refusal naming the file."""
+    try:
+        return _read_layout(path)
+    except PoseFileError:
+        raise
+    except MemoryError:
+        raise _refuse(path, "reading it asks for more memory than there is (a damaged header)") from None
+    except _H5_ERRORS as err:
+        raise _refuse(path, f"HDF5 cannot read it (truncated or corrupt: {type(err).__name__}: {err})") from None
+
+
+def _read_layout(path: Path) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
     import h5py
 
     size = path.stat().st_size
@@ -135,7 +151,7 @@ def _read_h5(path: Path) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
                     )
                 try:
                     values = ds[()].astype(np.float32 if ds.dtype.itemsize <= 4 else np.float64)
-                except (OSError, ValueError, RuntimeError) as err:
+                except _H5_ERRORS as err:
                     raise _refuse(path, f"'{label}' cannot be read (truncated or corrupt: {err})") from None
                 if np.isinf(values).any():
                     raise _refuse(path, f"'{label}' holds infinite values, which no keypoint has")

@@ -338,7 +338,7 @@ def read_facemap_nwb(path: str | os.PathLike, *, task_id: str | None = None, laz
     try:
         nwbfile = _read(io, path)
         results = results_from_nwbfile(nwbfile, task_id=task_id, lazy=lazy)
-        results.keypoints = _keypoints(nwbfile)
+        results.keypoints = _keypoints(nwbfile, task_id=task_id)
     except ValueError as err:
         io.close()
         message = str(err)
@@ -353,10 +353,18 @@ def read_facemap_nwb(path: str | os.PathLike, *, task_id: str | None = None, laz
     return results
 
 
-def _keypoints(nwbfile) -> list:
+def _keypoints(nwbfile, *, task_id: str | None = None) -> list:
+    """The file's Facemap keypoints; with a task (``task_id``, or the first), those of its views' videos only."""
+    from .facemap import facemap_tasks
     from .pose import read_pose_estimations
 
-    return read_pose_estimations(nwbfile)
+    poses = read_pose_estimations(nwbfile)
+    tasks = facemap_tasks(nwbfile)
+    task = tasks.get(str(task_id)) if task_id is not None else next(iter(tasks.values()), None)
+    if task is None:
+        return poses
+    videos = {view.video.name for view in task.views if getattr(view, "video", None) is not None}
+    return [p for p in poses if p.video_name in videos]
 
 
 def read_facemap_pose_nwb(path: str | os.PathLike) -> list:
@@ -367,7 +375,9 @@ def read_facemap_pose_nwb(path: str | os.PathLike) -> list:
     check_format_version(path)
     io = _open_for_reading(path)
     try:
-        return _keypoints(_read(io, path))
+        from .pose import read_pose_estimations
+
+        return read_pose_estimations(_read(io, path))
     finally:
         io.close()
 

@@ -184,7 +184,7 @@ def _facemap_pose(container) -> FacemapPose:
         inference_speed=float(speed.group(1)) if speed else None,
         video_name=video.name if video is not None else None,
         device_name=device.name if device is not None else None,
-        extra={"name": container.name, "timestamps": series[0].get_timestamps() if series else None},
+        extra={"name": container.name, "timestamps": np.array(series[0].get_timestamps()) if series else None},
     )
 
 
