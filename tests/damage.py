@@ -331,3 +331,15 @@ def named_pipe(folder: str | os.PathLike, name: str = "pipe.mp4") -> Path:
     path = Path(folder) / name
     os.mkfifo(path)
     return path
+
+
+def damaged_copies(clean: bytes, *, count: int, start: int, stop: int, seed: int):
+    """``count`` copies of ``clean`` with 1 to 3 bytes in ``[start, stop)`` set to random values (fixed seed)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        raw = bytearray(clean)
+        for position in rng.integers(start, min(stop, len(raw)), size=rng.integers(1, 4)):
+            raw[position] = int(rng.integers(0, 256))
+        yield bytes(raw)

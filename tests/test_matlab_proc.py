@@ -606,14 +606,12 @@ def test_damaged_bytes_in_v73_are_refused_cleanly(tmp_path):
     """Bytes flipped in a v7.3 file's HDF5 metadata (after the 512-byte user block): every result is a load or a
     FacemapOutputError (a ValueError) naming the file, never another exception."""
     clean = write_v73(tmp_path / "clean_proc.mat", matlab_proc()).read_bytes()
-    rng = np.random.default_rng(11)
+    from .damage import damaged_copies
+
     path = tmp_path / "face_proc.mat"
     refused = 0
-    for _ in range(200):
-        raw = bytearray(clean)
-        for position in rng.integers(512, min(8192, len(raw)), size=rng.integers(1, 4)):
-            raw[position] = int(rng.integers(0, 256))
-        path.write_bytes(bytes(raw))
+    for raw in damaged_copies(clean, count=200, start=512, stop=8192, seed=11):
+        path.write_bytes(raw)
         try:
             load_facemap_results(path)
         except FacemapOutputError as err:

@@ -402,14 +402,12 @@ def test_damaged_bytes_are_refused_cleanly(tmp_path):
     """Bytes flipped anywhere in a pose file's first 3 KB (its superblock, object headers, link tables): every
     result is a load or a PoseFileError naming the file, never another exception."""
     clean = _write(tmp_path / "clean_FacemapPose.h5", _good).read_bytes()
-    rng = np.random.default_rng(7)
+    from .damage import damaged_copies
+
     path = tmp_path / "face_FacemapPose.h5"
     outcomes = {"loaded": 0, "refused": 0}
-    for _ in range(300):
-        raw = bytearray(clean)
-        for position in rng.integers(0, min(3072, len(raw)), size=rng.integers(1, 4)):
-            raw[position] = int(rng.integers(0, 256))
-        path.write_bytes(bytes(raw))
+    for raw in damaged_copies(clean, count=300, start=0, stop=3072, seed=7):
+        path.write_bytes(raw)
         try:
             read_facemap_pose(path)
             outcomes["loaded"] += 1
