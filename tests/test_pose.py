@@ -458,3 +458,25 @@ def test_two_pose_files_of_one_camera_are_refused_before_writing(tmp_path, sourc
     with pytest.raises(ValueError, match="give one pose file per camera"):
         convert_facemap_output(None, [video], out, pose_files=[path, copy], metadata=METADATA)
     assert not out.exists()
+
+
+def test_sequential_files_of_one_camera(tmp_path):
+    """Facemap's pose run covers every sequential file of a camera (its ``cumframes``) and names the file after
+    the first one: the keypoints belong to the whole recording."""
+    parts = [
+        make_face_video(
+            tmp_path / f"face_part{i}.mp4",
+            n_frames=25,
+            first_frame=25 * i,
+            height=H,
+            width=W,
+            creation_time=CREATION if i == 0 else None,
+        )
+        for i in range(2)
+    ]
+    data = synthetic_keypoints(50, H, W)
+    path = write_facemap_pose(parts[0], data, bbox=[0, H, 0, W], image_size=([H], [W]))
+    out = convert_facemap_output(None, [parts], tmp_path / "seq.nwb", pose_files=[path], metadata=METADATA)
+    (pose,) = read_facemap_pose_nwb(out)
+    assert_array_equal(pose.positions, data[:, :, :2])
+    assert_allclose(pose.extra["timestamps"], np.arange(50) / 30.0, atol=1e-6)
